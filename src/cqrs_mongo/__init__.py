@@ -1,0 +1,1 @@
+"""cqrs-mongo: CQRS/DDD persistence for MongoDB."""

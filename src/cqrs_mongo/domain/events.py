@@ -1,0 +1,64 @@
+"""Domain events: immutable facts that an aggregate records and an event store keeps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC, at BSON's millisecond precision."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class DomainEvent(BaseModel):
+    """Base class of domain events.
+
+    Subclasses declare their payload as pydantic fields. The stored type name is the class
+    name unless ``event_type`` is set on the class; ``schema_version`` says which shape of the
+    payload this class reads and writes (upcasters lift older shapes to it).
+
+    Example:
+        >>> class OrderCreated(DomainEvent):
+        ...     order_id: str
+        >>> OrderCreated(order_id="o-1").event_type
+        'OrderCreated'
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str] = ""
+    schema_version: ClassVar[int] = 1
+
+    event_id: UUID = Field(default_factory=uuid4)
+    aggregate_id: Any = None
+    occurred_at: datetime = Field(default_factory=utc_now)
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("event_type"):
+            cls.event_type = cls.__name__
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware_utc(cls, value: datetime) -> datetime:
+        # BSON dates carry no zone: a naive datetime is taken to be UTC, as the driver does.
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def payload(self) -> dict[str, Any]:
+        """The event's own fields, without the envelope fields every event has."""
+        return self.model_dump(exclude=set(_ENVELOPE_FIELDS))
+
+
+_ENVELOPE_FIELDS = frozenset(
+    {"event_id", "aggregate_id", "occurred_at", "correlation_id", "causation_id"}
+)
+ENVELOPE_FIELDS = _ENVELOPE_FIELDS

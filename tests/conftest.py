@@ -1,0 +1,1 @@
+"""Shared test configuration; the Mongo fixtures come from ``cqrs_mongo.testing``."""
