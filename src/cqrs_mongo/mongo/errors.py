@@ -1,0 +1,63 @@
+"""The boundary where driver errors become cqrs-mongo errors (always ``raise ... from``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
+
+from cqrs_mongo.errors import ConcurrencyError
+
+DUPLICATE_KEY = 11000
+WRITE_CONFLICT = 112
+TRANSIENT_TRANSACTION_ERROR = "TransientTransactionError"
+UNKNOWN_COMMIT_RESULT = "UnknownTransactionCommitResult"
+
+
+def error_labels(exc: BaseException) -> frozenset[str]:
+    """The driver's error labels on ``exc`` (empty for anything that is not a driver error)."""
+    if not isinstance(exc, PyMongoError):
+        return frozenset()
+    labels = getattr(exc, "_error_labels", None) or ()
+    return frozenset(labels)
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The server error code of ``exc``, looking inside bulk-write errors."""
+    if isinstance(exc, BulkWriteError):
+        errors = exc.details.get("writeErrors") or []
+        return int(errors[0]["code"]) if errors else None
+    if isinstance(exc, OperationFailure):
+        return exc.code
+    return None
+
+
+def is_duplicate_key(exc: BaseException) -> bool:
+    """Whether ``exc`` is a unique-index violation against committed data (11000)."""
+    return error_code(exc) == DUPLICATE_KEY
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write conflict between transactions (112).
+
+    Two transactions writing the same document, or inserting the same unique key, meet as a
+    112 with the ``TransientTransactionError`` label, not as an 11000.
+    """
+    return error_code(exc) == WRITE_CONFLICT
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` means another writer got there first (11000 or 112)."""
+    return is_duplicate_key(exc) or is_write_conflict(exc)
+
+
+def conflict_error(
+    exc: BaseException,
+    entity_type: str,
+    entity_id: Any,
+    expected: int | None,
+    actual: int | None = None,
+) -> ConcurrencyError:
+    """A :class:`ConcurrencyError` describing ``exc``; the caller raises it ``from exc``."""
+    detail = "write conflict" if is_write_conflict(exc) else "duplicate key"
+    return ConcurrencyError(entity_type, entity_id, expected, actual, detail)
