@@ -1,0 +1,186 @@
+"""QueryOptions: a specification plus ordering, offset or keyset pagination and field selection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
+
+from cqrs_mongo.errors import InvalidSpecificationError
+from cqrs_mongo.specifications.ast import Specification
+from cqrs_mongo.specifications.paths import validate_field_path
+
+MAX_LIMIT = 100_000
+"""Largest page size accepted."""
+
+MAX_CURSOR_LENGTH = 16_384
+"""Longest cursor token accepted, in characters."""
+
+
+class SortKey(NamedTuple):
+    """One ordering key: a field path and a direction (``1`` ascending, ``-1`` descending).
+
+    A tuple, so ``for field, direction in options.ordering`` reads like a pymongo sort.
+    """
+
+    field: str
+    direction: int = 1
+
+    @property
+    def descending(self) -> bool:
+        """Whether this key sorts from high to low."""
+        return self.direction < 0
+
+    @classmethod
+    def parse(cls, text: str) -> SortKey:
+        """``"name"`` / ``"+name"`` ascending, ``"-created_at"`` descending.
+
+        Raises:
+            InvalidSpecificationError: the field name is invalid.
+        """
+        if not isinstance(text, str):
+            raise InvalidSpecificationError(
+                f"Ordering field must be a string, got {type(text).__name__}."
+            )
+        direction = -1 if text.startswith("-") else 1
+        name = text[1:] if text[:1] in ("+", "-") else text
+        return cls(validate_field_path(name), direction)
+
+    def __str__(self) -> str:
+        return f"-{self.field}" if self.descending else self.field
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOptions:
+    """How to run a specification query; immutable, each ``with_*`` returns a copy.
+
+    Offset and cursor pagination are exclusive: a cursor already says where the page starts,
+    so giving both raises instead of silently skipping rows twice.
+
+    Example:
+        >>> options = (
+        ...     QueryOptions()
+        ...     .with_specification(spec)
+        ...     .with_ordering("-created_at", "name")
+        ...     .with_pagination(limit=10)
+        ... )
+    """
+
+    specification: Specification | None = None
+    ordering: tuple[SortKey, ...] = ()
+    limit: int | None = None
+    offset: int = 0
+    cursor: str | None = None
+    fields: tuple[str, ...] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.specification is not None and not isinstance(self.specification, Specification):
+            raise InvalidSpecificationError(
+                f"Expected a specification, got {type(self.specification).__name__}."
+            )
+        _check_limit(self.limit)
+        if isinstance(self.offset, bool) or not isinstance(self.offset, int) or self.offset < 0:
+            raise InvalidSpecificationError(
+                f"Offset must be a non-negative integer, got {self.offset!r}."
+            )
+        _check_ordering(self.ordering)
+        _check_cursor(self.cursor)
+        if self.cursor is not None and self.offset:
+            raise InvalidSpecificationError(
+                f"Offset {self.offset} cannot be combined with a cursor; use one or the other."
+            )
+        if self.fields is not None:
+            for name in self.fields:
+                validate_field_path(name)
+
+    @classmethod
+    def coerce(cls, criteria: Specification | QueryOptions | None) -> QueryOptions:
+        """``criteria`` as QueryOptions: options unchanged, a specification wrapped.
+
+        Raises:
+            InvalidSpecificationError: ``criteria`` is neither.
+        """
+        if isinstance(criteria, QueryOptions):
+            return criteria
+        if criteria is None or isinstance(criteria, Specification):
+            return cls(specification=criteria)
+        raise InvalidSpecificationError(
+            f"Expected a Specification or QueryOptions, got {type(criteria).__name__}."
+        )
+
+    def with_specification(self, specification: Specification | None) -> QueryOptions:
+        """A copy filtering by ``specification`` (``None``: everything).
+
+        Raises:
+            InvalidSpecificationError: not a specification.
+        """
+        return replace(self, specification=specification)
+
+    def with_ordering(self, *fields: str | SortKey) -> QueryOptions:
+        """A copy ordered by ``fields`` (``"-name"`` for descending), replacing any ordering.
+
+        Raises:
+            InvalidSpecificationError: a field name is invalid or repeated.
+        """
+        keys = tuple(f if isinstance(f, SortKey) else SortKey.parse(f) for f in fields)
+        return replace(self, ordering=keys)
+
+    def with_pagination(self, limit: int | None = None, offset: int = 0) -> QueryOptions:
+        """A copy returning at most ``limit`` rows after skipping ``offset``.
+
+        Raises:
+            InvalidSpecificationError: limit not in 1..MAX_LIMIT, negative offset, or an
+                offset while a cursor is set.
+        """
+        return replace(self, limit=limit, offset=offset)
+
+    def with_cursor(self, token: str | None) -> QueryOptions:
+        """A copy starting after the row the opaque ``token`` was issued for.
+
+        Raises:
+            InvalidSpecificationError: the token is not a short string, or an offset is set.
+        """
+        return replace(self, cursor=token)
+
+    def with_fields(self, *fields: str) -> QueryOptions:
+        """A copy returning only ``fields`` (and ``_id``); no fields means all of them.
+
+        Raises:
+            InvalidSpecificationError: a field name is invalid.
+        """
+        return replace(self, fields=tuple(fields) or None)
+
+
+def _check_limit(limit: Any) -> None:
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidSpecificationError(
+            f"Limit must be an integer from 1 to {MAX_LIMIT} or None, got {limit!r}."
+        )
+
+
+def _check_ordering(ordering: Iterable[Any]) -> None:
+    seen: set[str] = set()
+    for key in ordering:
+        if not isinstance(key, SortKey):
+            raise InvalidSpecificationError(
+                f"Ordering keys must be SortKey, got {type(key).__name__}."
+            )
+        validate_field_path(key.field)
+        if key.direction not in (1, -1):
+            raise InvalidSpecificationError(
+                f"Ordering direction for {key.field!r} must be 1 or -1, got {key.direction!r}."
+            )
+        if key.field in seen:
+            raise InvalidSpecificationError(f"Ordering names field {key.field!r} twice.")
+        seen.add(key.field)
+
+
+def _check_cursor(cursor: Any) -> None:
+    if cursor is None:
+        return
+    if not isinstance(cursor, str) or not cursor or len(cursor) > MAX_CURSOR_LENGTH:
+        raise InvalidSpecificationError(
+            f"Cursor must be a non-empty token of at most {MAX_CURSOR_LENGTH} characters."
+        )

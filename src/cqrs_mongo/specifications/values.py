@@ -1,0 +1,104 @@
+"""Literal values in specifications: checked, deep-frozen on the way in, thawed on the way out."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from cqrs_mongo.errors import InvalidSpecificationError
+
+_SCALARS = (str, int, float, Decimal, bytes, datetime, uuid.UUID)
+
+
+class FrozenDocument(Mapping[str, Any]):
+    """An immutable, hashable sub-document value; key order is kept and compared.
+
+    Key order matters because the database compares embedded documents field by field in
+    order: ``{"a": 1, "b": 2}`` and ``{"b": 2, "a": 1}`` are different values.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, Any]) -> None:
+        self._items: tuple[tuple[str, Any], ...] = tuple(items.items())
+
+    def __getitem__(self, key: str) -> Any:
+        for name, value in self._items:
+            if name == key:
+                return value
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrozenDocument):
+            return self._items == other._items
+        if isinstance(other, Mapping):
+            return self._items == tuple(other.items())
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __repr__(self) -> str:
+        return repr(dict(self._items))
+
+
+def is_object_id(value: Any) -> bool:
+    """Whether ``value`` is a BSON ObjectId, recognised without importing the driver."""
+    kind = type(value)
+    return kind.__name__ == "ObjectId" and kind.__module__.startswith("bson")
+
+
+def freeze(value: Any, where: str) -> Any:
+    """A deep, immutable copy of literal ``value``: lists become tuples, dicts FrozenDocuments.
+
+    Enums are replaced by their value, as the package's codecs store them.
+
+    Args:
+        value: the literal given by the caller.
+        where: what the value belongs to, for the error message (e.g. ``"field 'tags'"``).
+
+    Raises:
+        InvalidSpecificationError: the value (or something inside it) is not storable data.
+    """
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if value is None or isinstance(value, (bool, *_SCALARS)) or is_object_id(value):
+        return value
+    if isinstance(value, list | tuple):
+        return tuple(freeze(item, where) for item in value)
+    if isinstance(value, Mapping):
+        for key in value:
+            if not isinstance(key, str) or "\x00" in key:
+                raise InvalidSpecificationError(
+                    f"Value for {where} has key {key!r}; document keys must be strings "
+                    "without NUL bytes."
+                )
+        return FrozenDocument({key: freeze(item, where) for key, item in value.items()})
+    raise InvalidSpecificationError(
+        f"Value for {where} has unsupported type {type(value).__name__}: expected None, bool, "
+        "int, float, Decimal, str, bytes, datetime, UUID, ObjectId, or a list or dict of those."
+    )
+
+
+def thaw(value: Any) -> Any:
+    """The plain-Python form of a frozen value: tuples become lists, documents dicts."""
+    if isinstance(value, tuple):
+        return [thaw(item) for item in value]
+    if isinstance(value, FrozenDocument):
+        return {key: thaw(item) for key, item in value.items()}
+    return value
+
+
+def has_operator_keys(value: Any) -> bool:
+    """Whether ``value`` is a document with a ``$``-prefixed key (literal data to us)."""
+    return isinstance(value, Mapping) and any(key.startswith("$") for key in value)
