@@ -1,0 +1,260 @@
+"""PersistenceDispatcher: routes apply, fetch_domain and fetch to registered handlers.
+
+Without a unit of work, the dispatcher opens one from the factory of the handler's source and
+commits it (``apply``) or uses a read-only one (reads). With a unit of work, it runs in it and
+leaves committing to the caller; a unit of another source is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol, TypeVar
+
+from cqrs_mongo.errors import (
+    InvalidSpecificationError,
+    SourceMismatchError,
+    SourceNotRegisteredError,
+)
+from cqrs_mongo.persistence.hooks import Hooks
+from cqrs_mongo.persistence.registry import PersistenceRegistry, Registration
+from cqrs_mongo.persistence.search_result import SearchResult
+from cqrs_mongo.persistence.unit_of_work import UnitOfWork
+from cqrs_mongo.specifications import QueryOptions, Specification
+
+T = TypeVar("T")
+
+HandlerFactory = Callable[[type[Any]], Any]
+
+
+class IPersistenceDispatcher(Protocol):
+    """What callers of a dispatcher (plain or caching) rely on."""
+
+    async def apply(self, entity: Any, uow: Any = None, events: list[Any] | None = None) -> Any:
+        """Persist ``entity`` (command side) and return its id."""
+        ...
+
+    async def fetch_domain(
+        self, entity_type: type[T], ids: Sequence[Any], uow: Any = None
+    ) -> list[T]:
+        """Load aggregates by id (command side)."""
+        ...
+
+    async def fetch(self, result_type: type[T], criteria: Any, uow: Any = None) -> SearchResult[T]:
+        """Read models by ids, specification or ``QueryOptions`` (query side)."""
+        ...
+
+
+def ensure_ids(target: type[Any], ids: Any, operation: str) -> list[Any]:
+    """``ids`` as a list, refusing a lone string (which would iterate as characters).
+
+    Raises:
+        InvalidSpecificationError: ``ids`` is a str/bytes or not a sequence.
+    """
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, set, frozenset)):
+        raise InvalidSpecificationError(
+            f"{operation}({target.__qualname__}, ...) takes a list of ids, a Specification or "
+            f"QueryOptions, not {type(ids).__name__} {ids!r}; wrap a single id in a list."
+        )
+    return list(ids)
+
+
+class PersistenceDispatcher:
+    """Routes command-side and query-side persistence calls to their handlers.
+
+    Args:
+        uow_factories: source name -> callable returning a fresh unit of work.
+        registry: the handler registrations.
+        handler_factory: builds a handler from its class (default: ``cls()``); called once per
+            class, the instance is reused, so handlers must keep no per-call state.
+        hooks: instrumentation called around every operation.
+    """
+
+    def __init__(
+        self,
+        uow_factories: Mapping[str, Callable[[], Any]],
+        registry: PersistenceRegistry,
+        handler_factory: HandlerFactory | None = None,
+        hooks: Hooks | None = None,
+    ) -> None:
+        self._uow_factories = dict(uow_factories)
+        self.registry = registry
+        self._handler_factory: HandlerFactory = handler_factory or (lambda cls: cls())
+        self._handlers: dict[type[Any], Any] = {}
+        self.hooks = hooks if hooks is not None else Hooks()
+
+    # --- command side ----------------------------------------------------------------------
+
+    async def apply(self, entity: Any, uow: Any = None, events: list[Any] | None = None) -> Any:
+        """Persist ``entity`` through every operation handler of its type.
+
+        Args:
+            entity: the aggregate to write.
+            uow: the unit of work to write in; without one, the dispatcher opens one from the
+                source's factory and commits it before returning.
+            events: events to persist in addition to the aggregate's pending events (passed
+                to handlers as ``events=``).
+
+        Returns:
+            The id returned by the highest-priority handler.
+
+        Raises:
+            HandlerNotRegisteredError: no operation handler serves the entity's type.
+            SourceNotRegisteredError: no factory for the handler's source (``uow`` omitted).
+            SourceMismatchError: ``uow`` belongs to another source.
+        """
+        target = type(entity)
+        chain = self.registry.operations(target)
+        source = chain[0].source
+        ids = [getattr(entity, "id", None)]
+        async with (
+            self.hooks.span("apply", target, ids, source),
+            self._unit(source, target, uow, read_only=False) as active,
+        ):
+            result: Any = None
+            for position, registration in enumerate(chain):
+                handler = self._handler(registration)
+                if events is None:
+                    outcome = await handler.persist(entity, active)
+                else:
+                    outcome = await handler.persist(entity, active, events=events)
+                if position == 0:
+                    result = outcome
+            return result
+
+    async def fetch_domain(
+        self, entity_type: type[T], ids: Sequence[Any], uow: Any = None
+    ) -> list[T]:
+        """Load aggregates of ``entity_type`` by id, in the order asked, skipping missing ones.
+
+        Raises:
+            HandlerNotRegisteredError: no retrieval handler serves the type.
+            InvalidSpecificationError: ``ids`` is a single string rather than a list.
+        """
+        wanted = ensure_ids(entity_type, ids, "fetch_domain")
+        registration = self.registry.retrieval(entity_type)
+        async with (
+            self.hooks.span("fetch_domain", entity_type, wanted, registration.source),
+            self._unit(registration.source, entity_type, uow, read_only=True) as active,
+        ):
+            found = await self._handler(registration).retrieve(wanted, active)
+            return list(found)
+
+    # --- query side ------------------------------------------------------------------------
+
+    async def fetch(self, result_type: type[T], criteria: Any, uow: Any = None) -> SearchResult[T]:
+        """Read models of ``result_type`` by a list of ids, a specification or ``QueryOptions``.
+
+        Nothing runs until the result is awaited, streamed, counted or asked for its first
+        item; each of those runs in ``uow``, or in a fresh read-only unit of work.
+
+        Raises:
+            HandlerNotRegisteredError: no handler of the needed kind serves the type.
+            InvalidSpecificationError: ``criteria`` is a single string or of another kind.
+        """
+        if isinstance(criteria, (Specification, QueryOptions)):
+            registration = self.registry.query_spec(result_type)
+            return self._spec_result(registration, result_type, criteria, uow)
+        wanted = ensure_ids(result_type, criteria, "fetch")
+        registration = self.registry.query(result_type)
+        return self._ids_result(registration, result_type, wanted, uow)
+
+    def _ids_result(
+        self, registration: Registration, target: type[T], ids: list[Any], uow: Any
+    ) -> SearchResult[T]:
+        handler = self._handler(registration)
+
+        async def load() -> list[T]:
+            async with self._read(registration, target, ids, uow, "load") as active:
+                return list(await handler.fetch(ids, active))
+
+        async def stream(batch_size: int) -> AsyncIterator[T]:
+            # Ids are fetched a batch at a time, so memory stays at one batch.
+            async with self._read(registration, target, ids, uow, "stream") as active:
+                for start in range(0, len(ids), batch_size):
+                    for item in await handler.fetch(ids[start : start + batch_size], active):
+                        yield item
+
+        async def count() -> int:
+            return len(await load())
+
+        async def first() -> T | None:
+            async for item in stream(1):
+                return item
+            return None
+
+        return SearchResult(load, stream=stream, count=count, first=first)
+
+    def _spec_result(
+        self, registration: Registration, target: type[T], criteria: Any, uow: Any
+    ) -> SearchResult[T]:
+        handler = self._handler(registration)
+
+        async def load() -> list[T]:
+            async with self._read(registration, target, (), uow, "load") as active:
+                inner: SearchResult[T] = await handler.fetch(criteria, active)
+                return await inner
+
+        async def stream(batch_size: int) -> AsyncIterator[T]:
+            async with self._read(registration, target, (), uow, "stream") as active:
+                inner: SearchResult[T] = await handler.fetch(criteria, active)
+                async for item in inner.stream(batch_size):
+                    yield item
+
+        async def count() -> int:
+            async with self._read(registration, target, (), uow, "count") as active:
+                inner: SearchResult[T] = await handler.fetch(criteria, active)
+                return await inner.count()
+
+        async def first() -> T | None:
+            async with self._read(registration, target, (), uow, "first") as active:
+                inner: SearchResult[T] = await handler.fetch(criteria, active)
+                return await inner.first()
+
+        return SearchResult(load, stream=stream, count=count, first=first)
+
+    # --- units of work and handlers --------------------------------------------------------
+
+    @asynccontextmanager
+    async def _read(
+        self,
+        registration: Registration,
+        target: type[Any],
+        ids: Sequence[Any],
+        uow: Any,
+        mode: str,
+    ) -> AsyncIterator[Any]:
+        # The span covers the query itself, not the building of the lazy result.
+        async with (
+            self.hooks.span("fetch", target, ids, registration.source, {"mode": mode}),
+            self._unit(registration.source, target, uow, read_only=True) as active,
+        ):
+            yield active
+
+    @asynccontextmanager
+    async def _unit(
+        self, source: str, target: type[Any], uow: Any, *, read_only: bool
+    ) -> AsyncIterator[Any]:
+        if uow is not None:
+            actual = getattr(uow, "source", None)
+            if actual is not None and actual != source:
+                raise SourceMismatchError(target, source, actual)
+            yield uow
+            return
+        factory = self._uow_factories.get(source)
+        if factory is None:
+            raise SourceNotRegisteredError(source, target)
+        unit = factory()
+        if isinstance(unit, UnitOfWork):
+            unit.read_only = read_only
+            if unit.source is None:
+                unit.source = source
+        async with unit as active:
+            yield active
+
+    def _handler(self, registration: Registration) -> Any:
+        handler = self._handlers.get(registration.handler_cls)
+        if handler is None:
+            handler = self._handler_factory(registration.handler_cls)
+            self._handlers[registration.handler_cls] = handler
+        return handler
