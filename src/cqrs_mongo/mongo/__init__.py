@@ -1,0 +1,28 @@
+"""MongoDB adapters: driver seam, unit of work, runner, repositories and read-side handlers."""
+
+from cqrs_mongo.mongo.codecs import CLIENT_CODEC_KWARGS, CODEC_OPTIONS
+from cqrs_mongo.mongo.documents import DocumentMapper
+from cqrs_mongo.mongo.driver import BulkOutcome, Capabilities, bulk_write, create_client
+from cqrs_mongo.mongo.errors import IndexBuildError
+from cqrs_mongo.mongo.indexes import IndexSpec, ensure_indexes
+from cqrs_mongo.mongo.repository import MongoRepository
+from cqrs_mongo.mongo.runner import RetryBudget, TransactionAttempts
+from cqrs_mongo.mongo.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
+
+__all__ = [
+    "CLIENT_CODEC_KWARGS",
+    "CODEC_OPTIONS",
+    "BulkOutcome",
+    "Capabilities",
+    "DocumentMapper",
+    "IndexBuildError",
+    "IndexSpec",
+    "MongoRepository",
+    "MongoUnitOfWork",
+    "MongoUnitOfWorkFactory",
+    "RetryBudget",
+    "TransactionAttempts",
+    "bulk_write",
+    "create_client",
+    "ensure_indexes",
+]

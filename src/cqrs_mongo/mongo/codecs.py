@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
+import bson
 from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions, TypeCodec, TypeRegistry
 from bson.decimal128 import Decimal128
@@ -50,3 +52,18 @@ CLIENT_CODEC_KWARGS: dict[str, Any] = {
     "type_registry": TYPE_REGISTRY,
 }
 """The same options, as keyword arguments for a client constructor."""
+
+
+def to_bson_values(value: Any) -> Any:
+    """``value`` with every Python type the codecs know replaced by its BSON type.
+
+    UUIDs become subtype-4 ``Binary``, ``Decimal`` becomes ``Decimal128``, enums their value,
+    datetimes naive UTC at millisecond precision: what a server would store. Used for stores
+    that accept no codec options (mongomock), so they compare and sort what a server would.
+    """
+    return bson.decode(bson.encode({"v": value}, codec_options=CODEC_OPTIONS))["v"]
+
+
+def from_bson_values(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`to_bson_values` for a document read back from such a store."""
+    return bson.decode(bson.encode(document), codec_options=CODEC_OPTIONS)

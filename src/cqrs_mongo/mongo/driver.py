@@ -1,12 +1,43 @@
-"""The driver seam: the one module that knows pymongo async, Motor and mongomock-motor apart."""
+"""The driver seam: the one module that knows pymongo async, Motor and mongomock-motor apart.
+
+Everything else in the package takes a client from the user (``pymongo.AsyncMongoClient``
+first; a Motor ``AsyncIOMotorClient`` or a ``mongomock_motor.AsyncMongoMockClient`` also work)
+and goes through the functions here for what differs between them: how a database handle gets
+the package's codec options, how sessions and transactions start and end (coroutines in pymongo
+async, futures or plain calls in Motor, absent in mongomock), how an aggregation cursor is
+obtained, how a cursor becomes a list, and how a bulk write runs (mongomock's ``bulk_write`` is
+broken for ``UpdateOne``/``ReplaceOne`` on current pymongo, so it is never called there).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import inspect
+import logging
+import sys
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from pymongo import AsyncMongoClient
+from bson import ObjectId
+from pymongo import AsyncMongoClient, DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany
+from pymongo import UpdateOne as UpdateOneOp
+from pymongo.read_concern import ReadConcern
+from pymongo.read_preferences import ReadPreference
+from pymongo.write_concern import WriteConcern
 
-from cqrs_mongo.mongo.codecs import CLIENT_CODEC_KWARGS
+from cqrs_mongo.errors import ConfigurationError
+from cqrs_mongo.mongo.codecs import (
+    CLIENT_CODEC_KWARGS,
+    CODEC_OPTIONS,
+    from_bson_values,
+    to_bson_values,
+)
+
+logger = logging.getLogger("cqrs_mongo.mongo.driver")
+
+DriverKind = Literal["pymongo", "motor", "mongomock"]
 
 
 def create_client(uri: str, **kwargs: Any) -> AsyncMongoClient[dict[str, Any]]:
@@ -16,3 +47,350 @@ def create_client(uri: str, **kwargs: Any) -> AsyncMongoClient[dict[str, Any]]:
     """
     options = {**CLIENT_CODEC_KWARGS, **kwargs}
     return AsyncMongoClient(uri, **options)
+
+
+def driver_kind(client: Any) -> DriverKind:
+    """Which driver ``client`` belongs to.
+
+    mongomock-motor's classes pretend to be Motor's (``__class__`` is overridden), so it is
+    recognised by ``isinstance`` against its own class, which looks at the real type.
+    """
+    mock_module = sys.modules.get("mongomock_motor")
+    if mock_module is not None and isinstance(client, mock_module.AsyncMongoMockClient):
+        return "mongomock"
+    if type(client).__module__.startswith("motor."):
+        return "motor"
+    return "pymongo"
+
+
+def get_database(client: Any, name: str) -> Any:
+    """The database ``name`` of ``client``, decoding and encoding with the package's codecs.
+
+    On pymongo and Motor the handle carries :data:`CODEC_OPTIONS`; mongomock supports none of
+    those options, so its handle is wrapped to convert values through BSON on every call.
+    """
+    if driver_kind(client) == "mongomock":
+        return MockDatabase(client.get_database(name))
+    return client.get_database(name, codec_options=CODEC_OPTIONS)
+
+
+async def _resolve(value: Any) -> Any:
+    # Motor returns futures (or plain values) where pymongo async has coroutines.
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+# --- capabilities ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a deployment supports, as learned once from ``hello``.
+
+    Attributes:
+        sessions: logical sessions are available.
+        transactions: multi-document transactions are available (replica set or mongos).
+        topology: ``replica_set``, ``sharded``, ``standalone`` or ``mongomock``.
+    """
+
+    sessions: bool
+    transactions: bool
+    topology: str
+
+
+_capabilities: weakref.WeakKeyDictionary[Any, Capabilities] = weakref.WeakKeyDictionary()
+_probes: weakref.WeakKeyDictionary[Any, asyncio.Future[Capabilities]] = weakref.WeakKeyDictionary()
+
+
+async def capabilities(client: Any) -> Capabilities:
+    """What ``client``'s deployment supports; asked of the server once per client.
+
+    Concurrent first callers share one ``hello``. Transactions need a replica set (``setName``
+    in the reply) or mongos (``msg: "isdbgrid"``); ``replSetGetStatus`` is avoided because
+    mongos and least-privilege users cannot run it.
+    """
+    known = _capabilities.get(client)
+    if known is not None:
+        return known
+    probe = _probes.get(client)
+    if probe is None:
+        probe = asyncio.ensure_future(_probe(client))
+        _probes[client] = probe
+    try:
+        found = await asyncio.shield(probe)
+    finally:
+        if probe.done():
+            _probes.pop(client, None)
+    _capabilities[client] = found
+    return found
+
+
+async def _probe(client: Any) -> Capabilities:
+    if driver_kind(client) == "mongomock":
+        return Capabilities(sessions=False, transactions=False, topology="mongomock")
+    hello = await client.admin.command("hello")
+    sessions = hello.get("logicalSessionTimeoutMinutes") is not None
+    if hello.get("msg") == "isdbgrid":
+        return Capabilities(sessions=sessions, transactions=sessions, topology="sharded")
+    if hello.get("setName"):
+        return Capabilities(sessions=sessions, transactions=sessions, topology="replica_set")
+    return Capabilities(sessions=sessions, transactions=False, topology="standalone")
+
+
+# --- sessions and transactions --------------------------------------------------------------
+
+
+async def start_session(client: Any) -> Any | None:
+    """A new session on ``client``, or ``None`` where the deployment has no sessions."""
+    if not (await capabilities(client)).sessions:
+        return None
+    return await _resolve(client.start_session())
+
+
+async def end_session(session: Any | None) -> None:
+    """End ``session`` (ending it aborts any transaction still open on it)."""
+    if session is not None:
+        await _resolve(session.end_session())
+
+
+async def start_transaction(
+    session: Any,
+    *,
+    read_concern: str | None = "snapshot",
+    write_concern: WriteConcern | None = None,
+    max_commit_time_ms: int | None = None,
+) -> None:
+    """Start a transaction on ``session``: majority writes, primary reads, ``read_concern``."""
+    await _resolve(
+        session.start_transaction(
+            read_concern=ReadConcern(read_concern) if read_concern else None,
+            write_concern=write_concern or WriteConcern("majority"),
+            read_preference=ReadPreference.PRIMARY,
+            max_commit_time_ms=max_commit_time_ms,
+        )
+    )
+
+
+async def commit_transaction(session: Any) -> None:
+    """Send ``commitTransaction`` (pymongo retries it once itself after a retryable error)."""
+    await _resolve(session.commit_transaction())
+
+
+async def abort_transaction(session: Any) -> None:
+    """Send ``abortTransaction``; the driver ignores server errors on abort, as the spec says."""
+    await _resolve(session.abort_transaction())
+
+
+# --- cursors --------------------------------------------------------------------------------
+
+
+async def to_list(cursor: Any) -> list[dict[str, Any]]:
+    """Every document of ``cursor``, fetched in the driver's batches."""
+    documents: list[dict[str, Any]] = await cursor.to_list(None)
+    return documents
+
+
+async def aggregate(
+    collection: Any, pipeline: Sequence[Mapping[str, Any]], *, session: Any | None, **kwargs: Any
+) -> Any:
+    """An aggregation cursor (pymongo async awaits ``aggregate``; Motor and mongomock do not)."""
+    return await _resolve(collection.aggregate(list(pipeline), session=session, **kwargs))
+
+
+async def iterate(cursor: Any) -> AsyncIterator[dict[str, Any]]:
+    """Yield the documents of ``cursor`` one by one; only one batch is held at a time."""
+    async for document in cursor:
+        yield document
+
+
+# --- bulk writes ----------------------------------------------------------------------------
+
+WriteOp = InsertOne[Any] | UpdateOneOp | UpdateMany | ReplaceOne[Any] | DeleteOne | DeleteMany
+
+
+@dataclass(frozen=True, slots=True)
+class BulkOutcome:
+    """What a bulk write did, the same whichever driver ran it.
+
+    Attributes:
+        inserted: documents inserted.
+        matched: documents matched by updates and replacements.
+        modified: documents changed by updates and replacements.
+        deleted: documents deleted.
+        upserted: documents inserted by upserts.
+        fallback: whether the operations ran one by one (mongomock) instead of one command.
+    """
+
+    inserted: int = 0
+    matched: int = 0
+    modified: int = 0
+    deleted: int = 0
+    upserted: int = 0
+    fallback: bool = False
+
+
+async def bulk_write(
+    collection: Any, operations: Sequence[WriteOp], *, session: Any | None, ordered: bool = True
+) -> BulkOutcome:
+    """Run ``operations`` on ``collection`` in ``session``, as one ``bulk_write`` command.
+
+    On mongomock the operations run one by one, in order, with the same session (``None``),
+    because its ``bulk_write`` mishandles ``UpdateOne`` and ``ReplaceOne``.
+    """
+    if not operations:
+        return BulkOutcome()
+    if isinstance(collection, MockCollection):
+        return await _bulk_write_one_by_one(collection, operations)
+    result = await collection.bulk_write(list(operations), ordered=ordered, session=session)
+    return BulkOutcome(
+        inserted=result.inserted_count,
+        matched=result.matched_count,
+        modified=result.modified_count,
+        deleted=result.deleted_count,
+        upserted=result.upserted_count,
+    )
+
+
+async def _bulk_write_one_by_one(collection: Any, operations: Sequence[WriteOp]) -> BulkOutcome:
+    counts = dict.fromkeys(("inserted", "matched", "modified", "deleted", "upserted"), 0)
+    for op in operations:
+        if isinstance(op, InsertOne):
+            await collection.insert_one(op._doc)
+            counts["inserted"] += 1
+            continue
+        if isinstance(op, DeleteOne | DeleteMany):
+            delete = collection.delete_one if isinstance(op, DeleteOne) else collection.delete_many
+            counts["deleted"] += (await delete(op._filter)).deleted_count
+            continue
+        if isinstance(op, ReplaceOne):
+            result = await collection.replace_one(op._filter, op._doc, upsert=bool(op._upsert))
+        elif isinstance(op, UpdateOneOp):
+            result = await collection.update_one(op._filter, op._doc, upsert=bool(op._upsert))
+        else:
+            result = await collection.update_many(op._filter, op._doc, upsert=bool(op._upsert))
+        counts["matched"] += result.matched_count
+        counts["modified"] += result.modified_count
+        counts["upserted"] += 1 if result.upserted_id is not None else 0
+    return BulkOutcome(**counts, fallback=True)
+
+
+# --- mongomock: codecs by hand --------------------------------------------------------------
+
+_ENCODED_KWARGS = frozenset(
+    {"filter", "update", "replacement", "document", "documents", "pipeline"}
+)
+
+
+def _encode_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    for key in _ENCODED_KWARGS.intersection(kwargs):
+        kwargs[key] = to_bson_values(kwargs[key])
+    return tuple(to_bson_values(a) if isinstance(a, Mapping | list) else a for a in args)
+
+
+def _decode(result: Any) -> Any:
+    if isinstance(result, Mapping):
+        return from_bson_values(result)
+    if isinstance(result, list) and all(isinstance(item, Mapping) for item in result):
+        return [from_bson_values(item) for item in result]
+    return result
+
+
+class MockDatabase:
+    """A mongomock database whose collections convert values as a server's codecs would."""
+
+    def __init__(self, database: Any) -> None:
+        self.delegate = database
+        self.name: str = database.name
+
+    def __getitem__(self, name: str) -> MockCollection:
+        return MockCollection(self.delegate[name], self)
+
+    def get_collection(self, name: str) -> MockCollection:
+        """The collection ``name``."""
+        return self[name]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.delegate, name)
+
+
+class MockCollection:
+    """A mongomock-motor collection taking and returning the package's Python types.
+
+    Filters, documents, updates and pipelines are converted to BSON types on the way in and
+    results back on the way out; anything not listed here is passed through the same way.
+    """
+
+    def __init__(self, collection: Any, database: MockDatabase) -> None:
+        self.delegate = collection
+        self.database = database
+        self.name: str = collection.name
+
+    def find(self, *args: Any, **kwargs: Any) -> MockCursor:
+        """A cursor over the matching documents (mongomock ignores ``batch_size``)."""
+        return MockCursor(self.delegate.find(*_encode_args(args, kwargs), **kwargs))
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> MockCursor:
+        """A cursor over the pipeline's output."""
+        return MockCursor(self.delegate.aggregate(*_encode_args(args, kwargs), **kwargs))
+
+    async def insert_one(self, document: dict[str, Any], **kwargs: Any) -> Any:
+        """Insert ``document``, giving it an ``_id`` first as pymongo does."""
+        document.setdefault("_id", ObjectId())
+        return await self.delegate.insert_one(to_bson_values(document), **kwargs)
+
+    async def insert_many(self, documents: Sequence[dict[str, Any]], **kwargs: Any) -> Any:
+        """Insert ``documents``, giving each an ``_id`` first as pymongo does."""
+        for document in documents:
+            document.setdefault("_id", ObjectId())
+        return await self.delegate.insert_many([to_bson_values(d) for d in documents], **kwargs)
+
+    async def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused: mongomock's ``bulk_write`` is broken; use :func:`bulk_write` of this module.
+
+        Raises:
+            ConfigurationError: always.
+        """
+        raise ConfigurationError(
+            "mongomock cannot run bulk_write; call cqrs_mongo.mongo.driver.bulk_write instead."
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.delegate, name)
+        if not callable(method):
+            return method
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            result = method(*_encode_args(args, kwargs), **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            return _decode(result)
+
+        return call
+
+
+class MockCursor:
+    """A mongomock-motor cursor whose documents come back with the package's Python types."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.delegate = cursor
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.delegate, name)
+
+        def chain(*args: Any, **kwargs: Any) -> MockCursor:
+            method(*args, **kwargs)
+            return self
+
+        # sort, skip, limit, batch_size... return the cursor itself, as pymongo's do.
+        return chain
+
+    def __aiter__(self) -> MockCursor:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        return from_bson_values(await self.delegate.__anext__())
+
+    async def to_list(self, length: int | None = None) -> list[dict[str, Any]]:
+        """Every remaining document (or the next ``length``)."""
+        return [from_bson_values(d) for d in await self.delegate.to_list(length)]

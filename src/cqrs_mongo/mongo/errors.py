@@ -6,7 +6,7 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
-from cqrs_mongo.errors import ConcurrencyError
+from cqrs_mongo.errors import ConcurrencyError, ConfigurationError
 
 DUPLICATE_KEY = 11000
 WRITE_CONFLICT = 112
@@ -61,3 +61,15 @@ def conflict_error(
     """A :class:`ConcurrencyError` describing ``exc``; the caller raises it ``from exc``."""
     detail = "write conflict" if is_write_conflict(exc) else "duplicate key"
     return ConcurrencyError(entity_type, entity_id, expected, actual, detail)
+
+
+class IndexBuildError(ConfigurationError):
+    """An index declared by a handler could not be created (e.g. duplicates under a unique key).
+
+    Attributes:
+        collection: the collection whose indexes failed.
+    """
+
+    def __init__(self, message: str, *, collection: str) -> None:
+        self.collection = collection
+        super().__init__(message)

@@ -1,0 +1,184 @@
+"""State-stored aggregates: one document per aggregate, written only at the expected version."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel
+from pymongo import IndexModel
+from pymongo.errors import PyMongoError
+
+from cqrs_mongo.domain.aggregate import AggregateRoot
+from cqrs_mongo.domain.events import DomainEvent
+from cqrs_mongo.errors import ConcurrencyError, ConfigurationError, NotFoundError
+from cqrs_mongo.mongo import driver
+from cqrs_mongo.mongo.documents import DocumentMapper
+from cqrs_mongo.mongo.errors import conflict_error, is_duplicate_key, is_write_conflict
+from cqrs_mongo.mongo.indexes import IndexSpec
+
+T = TypeVar("T", bound=BaseModel)
+ID = TypeVar("ID")
+
+
+class MongoRepository(Generic[T, ID]):
+    """Persists and loads aggregates of one type, configured by subclassing.
+
+    A new aggregate (version 0) is inserted as version 1; an existing one is replaced only
+    where ``{_id, version}`` still matches what was loaded, and its version moves on by one.
+    Anyone else's write in between makes the filter miss, so a lost update is impossible.
+    Every operation runs in ``uow.session``; the unit of work must be a Mongo one.
+
+    Duplicate ids passed to :meth:`retrieve` are collapsed: each aggregate is returned once,
+    at the position of its first occurrence, so a unit of work never holds two copies of one
+    aggregate that would then race each other's version.
+
+    Example:
+        >>> class CustomerRepository(MongoRepository[Customer, str]):  # doctest: +SKIP
+        ...     entity_type = Customer
+        ...     collection = "customers"
+        ...     indexes = [IndexSpec(keys=[("email", 1)], unique=True, name="email_unique")]
+
+    Attributes:
+        entity_type: the aggregate class (an ``AggregateRoot`` or any pydantic model with an
+            id field and an integer ``version``).
+        collection: the collection name.
+        indexes: indexes to create with :func:`ensure_indexes`.
+        id_field: the model field stored as ``_id``.
+    """
+
+    entity_type: ClassVar[type[Any]]
+    collection: ClassVar[str]
+    indexes: ClassVar[Sequence[IndexSpec | IndexModel]] = ()
+    id_field: ClassVar[str] = "id"
+
+    def __init__(self) -> None:
+        entity_type = getattr(type(self), "entity_type", None)
+        if entity_type is None or not isinstance(getattr(type(self), "collection", None), str):
+            raise ConfigurationError(
+                f"{type(self).__qualname__} must set `entity_type` and `collection`."
+            )
+        self.mapper: DocumentMapper[T] = DocumentMapper(entity_type, self.id_field)
+
+    # --- writing ---------------------------------------------------------------------------
+
+    async def persist(self, entity: T, uow: Any, events: Sequence[DomainEvent] | None = None) -> ID:
+        """Insert or conditionally replace ``entity`` in ``uow``; returns its id.
+
+        ``events`` is accepted for the port's sake; a state-stored aggregate keeps its state,
+        not its events. After the write, ``entity.version`` is the stored version; it is put
+        back if the transaction rolls back, and pending events are cleared on commit.
+
+        Raises:
+            ConcurrencyError: another writer changed (or created) the aggregate first.
+            UnitOfWorkError: the unit is not active or is read-only.
+        """
+        uow.record_write()
+        expected: int = entity.version  # type: ignore[attr-defined]
+        document = self.mapper.to_document(entity)
+        document["version"] = expected + 1
+        if expected == 0:
+            await self._insert(document, uow)
+        else:
+            await self._replace(document, expected, uow)
+        self._advance(entity, expected + 1, uow)
+        entity_id: ID = document["_id"]
+        return entity_id
+
+    async def _insert(self, document: dict[str, Any], uow: Any) -> None:
+        try:
+            await self._collection(uow).insert_one(document, session=uow.session)
+        except PyMongoError as exc:
+            if not (is_write_conflict(exc) or _is_id_duplicate(exc)):
+                raise
+            name, entity_id = self.entity_type.__name__, document["_id"]
+            # A failed write aborts the transaction on the server, so the stored version can
+            # only be read when no transaction is involved.
+            actual = None if uow.in_transaction else await self._stored_version(entity_id, uow)
+            raise conflict_error(exc, name, entity_id, None, actual) from exc
+
+    async def _replace(self, document: dict[str, Any], expected: int, uow: Any) -> None:
+        entity_id = document["_id"]
+        name = self.entity_type.__name__
+        try:
+            result = await self._collection(uow).replace_one(
+                {"_id": entity_id, "version": expected}, document, session=uow.session
+            )
+        except PyMongoError as exc:
+            if is_write_conflict(exc):
+                raise conflict_error(exc, name, entity_id, expected) from exc
+            raise
+        if result.matched_count == 0:
+            actual = await self._stored_version(entity_id, uow)
+            detail = "deleted or never stored" if actual is None else None
+            raise ConcurrencyError(name, entity_id, expected, actual, detail)
+
+    async def _stored_version(self, entity_id: Any, uow: Any) -> int | None:
+        found = await self._collection(uow).find_one(
+            {"_id": entity_id}, {"version": 1}, session=uow.session
+        )
+        return None if found is None else int(found.get("version", 0))
+
+    def _advance(self, entity: T, version: int, uow: Any) -> None:
+        previous: int = entity.version  # type: ignore[attr-defined]
+        entity.version = version  # type: ignore[attr-defined]
+        pending = list(entity.pending_events) if isinstance(entity, AggregateRoot) else []
+        if not uow.in_transaction:
+            # Without a transaction the write is already durable: nothing to undo later.
+            if pending:
+                entity.clear_pending_events(pending)  # type: ignore[attr-defined]
+            return
+
+        def restore_version() -> None:
+            entity.version = previous  # type: ignore[attr-defined]
+
+        uow.on_rollback(restore_version)
+        if pending:
+            uow.on_commit(lambda: entity.clear_pending_events(pending))  # type: ignore[attr-defined]
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def retrieve(self, ids: Sequence[ID], uow: Any) -> list[T]:
+        """The aggregates with ``ids``, in the order asked, skipping missing ones; one query.
+
+        Raises:
+            TypeError: ``ids`` is a single string rather than a sequence of ids.
+        """
+        if isinstance(ids, str | bytes):
+            raise TypeError(f"retrieve expects a sequence of ids, got the string {ids!r}.")
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        # limit == batch_size lets the server close the cursor with the first reply: one
+        # round trip for any number of ids (within the 16 MiB reply limit).
+        cursor = self._collection(uow).find(
+            {"_id": {"$in": wanted}},
+            session=uow.session,
+            limit=len(wanted),
+            batch_size=len(wanted),
+        )
+        by_id = {document["_id"]: document for document in await driver.to_list(cursor)}
+        return [self.mapper.from_document(by_id[i]) for i in wanted if i in by_id]
+
+    async def get(self, entity_id: ID, uow: Any) -> T:
+        """The aggregate with ``entity_id``.
+
+        Raises:
+            NotFoundError: no aggregate has that id.
+        """
+        found = await self.retrieve([entity_id], uow)
+        if not found:
+            raise NotFoundError(self.entity_type.__name__, entity_id)
+        return found[0]
+
+    def _collection(self, uow: Any) -> Any:
+        return uow.database[self.collection]
+
+
+def _is_id_duplicate(exc: BaseException) -> bool:
+    # A duplicate on another unique index (an email, say) is not a version conflict.
+    if not is_duplicate_key(exc):
+        return False
+    details = getattr(exc, "details", None) or {}
+    pattern = details.get("keyPattern")
+    return pattern is None or list(pattern) == ["_id"]

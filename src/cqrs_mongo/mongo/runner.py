@@ -1,0 +1,196 @@
+"""The transaction runner: re-runs a whole unit of work after transient failures, within a budget.
+
+The MongoDB transactions specification sorts failures by label. ``TransientTransactionError``
+means the transaction was aborted and may be run again from the start: the handler re-reads
+state, re-decides and re-writes, in a new unit of work. A :class:`ConcurrencyError` is treated
+the same way, since re-reading is what resolves it. ``UnknownTransactionCommitResult`` means
+only ``commitTransaction`` may be retried; the unit of work does that itself. A driver timeout
+is the caller's deadline and is never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from types import TracebackType
+from typing import Concatenate, Generic, ParamSpec, TypeVar
+
+from pymongo.errors import PyMongoError
+
+from cqrs_mongo.errors import ConcurrencyError, TransactionError
+from cqrs_mongo.mongo.errors import TRANSIENT_TRANSACTION_ERROR, error_labels
+from cqrs_mongo.persistence.unit_of_work import UnitOfWork
+
+P = ParamSpec("P")
+R = TypeVar("R")
+U = TypeVar("U", bound=UnitOfWork)
+
+
+def backoff_delay(attempt: int, base: float = 0.005, cap: float = 1.0) -> float:
+    """Full-jitter exponential backoff: a random delay in ``[0, min(cap, base * 2**attempt))``."""
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def failure_labels(exc: BaseException) -> frozenset[str]:
+    """Every driver error label found on ``exc`` or the errors it was raised from."""
+    labels: set[str] = set()
+    for error in _chain(exc):
+        labels |= error_labels(error)
+        if isinstance(error, TransactionError):
+            labels |= error.labels
+    return frozenset(labels)
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) is a driver timeout."""
+    return any(isinstance(e, PyMongoError) and e.timeout for e in _chain(exc))
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether running the whole unit of work again may succeed after ``exc``."""
+    if not isinstance(exc, Exception) or is_timeout(exc):
+        return False
+    if any(isinstance(e, ConcurrencyError) for e in _chain(exc)):
+        return True
+    return TRANSIENT_TRANSACTION_ERROR in failure_labels(exc)
+
+
+class RetryBudget:
+    """Counts attempts and time, and says when to stop.
+
+    Attributes:
+        attempts: attempts started so far.
+    """
+
+    def __init__(self, budget_seconds: float, max_attempts: int | None = None) -> None:
+        self.deadline = time.monotonic() + budget_seconds
+        self.budget_seconds = budget_seconds
+        self.max_attempts = max_attempts
+        self.attempts = 0
+
+    def start_attempt(self) -> None:
+        """Count one more attempt."""
+        self.attempts += 1
+
+    def exhausted(self) -> bool:
+        """Whether no further attempt may start."""
+        if self.max_attempts is not None and self.attempts >= self.max_attempts:
+            return True
+        return time.monotonic() >= self.deadline
+
+    def next_delay(self) -> float:
+        """The backoff before the next attempt, never past the deadline."""
+        return max(0.0, min(backoff_delay(self.attempts), self.deadline - time.monotonic()))
+
+    def give_up(self, exc: BaseException) -> TransactionError:
+        """The error reporting that the budget was spent; raise it ``from exc``."""
+        return TransactionError(
+            f"Unit of work failed after {self.attempts} attempt(s) within "
+            f"{self.budget_seconds:g} s: {exc}",
+            failure_labels(exc),
+            retryable=True,
+            attempts=self.attempts,
+        )
+
+
+async def run_with_retries(
+    factory: Callable[[], U],
+    handler: Callable[Concatenate[U, P], Awaitable[R]],
+    budget: RetryBudget,
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
+    """Run ``handler(uow, *args, **kwargs)`` in fresh units until one commits.
+
+    Raises:
+        TransactionError: the budget was spent on retryable failures; chained from the last.
+        Exception: the handler's own error when it is not worth retrying.
+    """
+    while True:
+        budget.start_attempt()
+        uow = factory()
+        try:
+            async with uow:
+                result = await handler(uow, *args, **kwargs)
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            if budget.exhausted():
+                raise budget.give_up(exc) from exc
+            await asyncio.sleep(budget.next_delay())
+            continue
+        return result
+
+
+class TransactionAttempts(Generic[U]):
+    """``async for attempt in attempts: async with attempt as uow: ...`` until one commits.
+
+    A retryable failure inside the block (or at its commit) is swallowed and the loop goes
+    round again after a backoff; any other failure propagates and ends the loop.
+    """
+
+    def __init__(self, factory: Callable[[], U], budget: RetryBudget) -> None:
+        self._factory = factory
+        self._budget = budget
+        self._finished = False
+        self._delay = 0.0
+
+    def __aiter__(self) -> TransactionAttempts[U]:
+        return self
+
+    async def __anext__(self) -> Attempt[U]:
+        if self._finished:
+            raise StopAsyncIteration
+        if self._delay:
+            await asyncio.sleep(self._delay)
+        self._budget.start_attempt()
+        self._finished = True  # until an attempt asks for another round
+        return Attempt(self, self._factory())
+
+    def _retry_after(self, exc: BaseException) -> bool:
+        if not is_retryable(exc):
+            return False
+        if self._budget.exhausted():
+            raise self._budget.give_up(exc) from exc
+        self._finished = False
+        self._delay = self._budget.next_delay()
+        return True
+
+
+class Attempt(Generic[U]):
+    """One try: enters a fresh unit of work and commits it on a clean exit."""
+
+    def __init__(self, attempts: TransactionAttempts[U], uow: U) -> None:
+        self._attempts = attempts
+        self.uow = uow
+
+    async def __aenter__(self) -> U:
+        await self.uow.__aenter__()
+        return self.uow
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        try:
+            await self.uow.__aexit__(exc_type, exc, tb)
+        except Exception as commit_exc:
+            if self._attempts._retry_after(commit_exc):
+                return True
+            raise
+        if exc is None:
+            return False
+        return self._attempts._retry_after(exc)
