@@ -1,0 +1,32 @@
+"""Event sourcing, storage-agnostic: envelopes, registry, upcasters, snapshots, in-memory stores."""
+
+from cqrs_mongo.eventsourcing.expected_version import Expected, ExpectedVersion
+from cqrs_mongo.eventsourcing.in_memory import (
+    InMemoryEventSourcedRepository,
+    InMemoryEventStore,
+    InMemorySnapshotStore,
+)
+from cqrs_mongo.eventsourcing.ports import EventStore, SnapshotStore
+from cqrs_mongo.eventsourcing.registry import EventRegistry
+from cqrs_mongo.eventsourcing.repository import EventSourcedRepositoryBase
+from cqrs_mongo.eventsourcing.snapshots import EveryNEvents, Snapshot, SnapshotStrategy
+from cqrs_mongo.eventsourcing.stored_event import StoredEvent
+from cqrs_mongo.eventsourcing.upcasting import Upcaster, UpcasterChain
+
+__all__ = [
+    "EventRegistry",
+    "EventSourcedRepositoryBase",
+    "EventStore",
+    "EveryNEvents",
+    "Expected",
+    "ExpectedVersion",
+    "InMemoryEventSourcedRepository",
+    "InMemoryEventStore",
+    "InMemorySnapshotStore",
+    "Snapshot",
+    "SnapshotStore",
+    "SnapshotStrategy",
+    "StoredEvent",
+    "Upcaster",
+    "UpcasterChain",
+]

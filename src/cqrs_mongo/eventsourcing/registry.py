@@ -1,0 +1,148 @@
+"""EventRegistry: stored event type names -> event classes, and stored events -> domain events."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+from cqrs_mongo.domain import DomainEvent
+from cqrs_mongo.errors import ConfigurationError, UnknownEventTypeError
+from cqrs_mongo.eventsourcing.stored_event import StoredEvent
+from cqrs_mongo.eventsourcing.upcasting import UpcasterChain
+
+E = TypeVar("E", bound=type[DomainEvent])
+
+_APPLY_PREFIX = "apply_"
+
+
+class EventRegistry:
+    """Maps stored type names to event classes and decodes stored events into them.
+
+    A stored event whose schema version is older than its class's ``schema_version`` is lifted
+    by the upcaster chain first; a type nobody registered, or a schema version newer than the
+    class knows, raises :class:`UnknownEventTypeError` rather than being skipped.
+
+    Example:
+        >>> class Renamed(DomainEvent):
+        ...     name: str
+        >>> registry = EventRegistry([Renamed])
+        >>> registry.resolve("Renamed") is Renamed
+        True
+    """
+
+    def __init__(
+        self,
+        events: Iterable[type[DomainEvent]] = (),
+        upcasters: UpcasterChain | None = None,
+    ) -> None:
+        self.upcasters = upcasters if upcasters is not None else UpcasterChain()
+        self._classes: dict[str, type[DomainEvent]] = {}
+        for event_class in events:
+            self.register(event_class)
+
+    @classmethod
+    def for_aggregate(
+        cls, aggregate_type: type[Any], upcasters: UpcasterChain | None = None
+    ) -> EventRegistry:
+        """A registry of the events ``aggregate_type`` has ``apply_<EventClassName>`` methods for.
+
+        Each method's event class is taken from its type hint, or else found by name among the
+        loaded :class:`DomainEvent` subclasses.
+
+        Raises:
+            ConfigurationError: an ``apply_`` method's event class cannot be found, or two
+                loaded classes share its name.
+        """
+        registry = cls(upcasters=upcasters)
+        for name, method in inspect.getmembers(aggregate_type, inspect.isfunction):
+            if name.startswith(_APPLY_PREFIX) and name != "apply_event":
+                registry.register(_event_class_of(aggregate_type, name, method))
+        return registry
+
+    def register(self, event_class: E) -> E:
+        """Register ``event_class`` under its ``event_type``; returns it (usable as decorator).
+
+        Raises:
+            ConfigurationError: another class is registered under the same type name.
+        """
+        name = event_class.event_type
+        known = self._classes.get(name)
+        if known is not None and known is not event_class:
+            raise ConfigurationError(
+                f"Event type {name!r} is already registered to {known.__qualname__}, "
+                f"not {event_class.__qualname__}."
+            )
+        self._classes[name] = event_class
+        return event_class
+
+    def resolve(self, event_type: str, schema_version: int | None = None) -> type[DomainEvent]:
+        """The class registered for ``event_type``.
+
+        Raises:
+            UnknownEventTypeError: no class is registered under that name.
+        """
+        try:
+            return self._classes[event_type]
+        except KeyError:
+            raise UnknownEventTypeError(event_type, schema_version) from None
+
+    def __contains__(self, event_type: object) -> bool:
+        return event_type in self._classes
+
+    def __iter__(self) -> Iterator[type[DomainEvent]]:
+        return iter(self._classes.values())
+
+    def to_event(self, stored: StoredEvent) -> DomainEvent:
+        """The domain event ``stored`` holds, lifted to its class's current schema version.
+
+        Raises:
+            UnknownEventTypeError: the type is not registered, or was written with a schema
+                version newer than its class.
+            ConfigurationError: an upcaster needed to lift the payload is missing.
+        """
+        event_class = self.resolve(stored.event_type, stored.schema_version)
+        target = event_class.schema_version
+        if stored.schema_version > target:
+            raise UnknownEventTypeError(stored.event_type, stored.schema_version)
+        payload = self.upcasters.upcast(
+            stored.event_type, stored.schema_version, target, stored.payload
+        )
+        return event_class.model_validate(
+            {
+                **payload,
+                "event_id": stored.event_id,
+                "aggregate_id": stored.stream_id,
+                "occurred_at": stored.occurred_at,
+                "correlation_id": stored.correlation_id,
+                "causation_id": stored.causation_id,
+            }
+        )
+
+
+def _event_class_of(aggregate_type: type[Any], name: str, method: Any) -> type[DomainEvent]:
+    class_name = name[len(_APPLY_PREFIX) :]
+    try:
+        hints = typing.get_type_hints(method)
+    except Exception:  # hints naming classes local to a function cannot be resolved
+        hints = {}
+    for hint in hints.values():
+        if inspect.isclass(hint) and issubclass(hint, DomainEvent) and hint.__name__ == class_name:
+            return hint
+    candidates = [c for c in _all_event_classes() if c.__name__ == class_name]
+    if len(candidates) == 1:
+        return candidates[0]
+    found = "no loaded class" if not candidates else f"{len(candidates)} loaded classes"
+    raise ConfigurationError(
+        f"{aggregate_type.__qualname__}.{name}: expected one DomainEvent class named "
+        f"{class_name!r}, found {found}; give the repository an event_registry."
+    )
+
+
+def _all_event_classes() -> Iterator[type[DomainEvent]]:
+    pending = list(DomainEvent.__subclasses__())
+    while pending:
+        event_class = pending.pop()
+        pending.extend(event_class.__subclasses__())
+        yield event_class

@@ -1,0 +1,309 @@
+"""The event-sourced repository's logic, written against the event-store and snapshot ports.
+
+``persist`` appends an aggregate's new events at the version it was loaded at, and
+``retrieve`` rebuilds aggregates from their newest usable snapshot plus the events after it,
+with a constant number of store calls however many ids are asked for. Storage adapters
+subclass :class:`EventSourcedRepositoryBase` and say which stores a unit of work uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar, cast
+from weakref import WeakKeyDictionary
+
+from pydantic import ValidationError
+
+from cqrs_mongo.domain import AggregateRoot, DomainEvent
+from cqrs_mongo.errors import ConfigurationError
+from cqrs_mongo.eventsourcing.ports import EventStore, SnapshotStore
+from cqrs_mongo.eventsourcing.registry import EventRegistry
+from cqrs_mongo.eventsourcing.snapshots import Snapshot, SnapshotStrategy
+from cqrs_mongo.eventsourcing.upcasting import UpcasterChain
+
+A = TypeVar("A", bound=AggregateRoot[Any])
+ID = TypeVar("ID")
+
+logger = logging.getLogger("cqrs_mongo.eventsourcing")
+
+
+class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
+    """Persists aggregates as event streams and rebuilds them from snapshots and events.
+
+    Configure by subclassing; the aggregate type is taken from the generic arguments when
+    ``aggregate_type`` is not set::
+
+        class OrderRepository(EventSourcedRepository[Order, str]):
+            snapshot_strategy = EveryNEvents(50)
+
+    Class attributes:
+        aggregate_type: the aggregate class this repository stores.
+        stream_type: the stored stream type (default: the aggregate class name).
+        snapshot_strategy: when to snapshot; ``None`` (the default) never snapshots and
+            never reads snapshots.
+        snapshot_schema_version: the shape of snapshot state this code reads; an aggregate's
+            own ``snapshot_schema_version`` ClassVar takes precedence. Snapshots of another
+            shape are ignored and the stream is replayed instead.
+        event_registry: the event classes of the stream; by default, those the aggregate has
+            ``apply_<EventClassName>`` methods for.
+        upcasters: upcasters for the default event registry.
+    """
+
+    aggregate_type: ClassVar[type[AggregateRoot[Any]]]
+    stream_type: ClassVar[str | None] = None
+    snapshot_strategy: ClassVar[SnapshotStrategy | None] = None
+    snapshot_schema_version: ClassVar[int] = 1
+    event_registry: ClassVar[EventRegistry | None] = None
+    upcasters: ClassVar[UpcasterChain | None] = None
+
+    _default_registries: ClassVar[dict[type[Any], EventRegistry]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "aggregate_type" not in cls.__dict__:
+            inferred = _aggregate_type_from_bases(cls)
+            if inferred is not None:
+                cls.aggregate_type = inferred
+
+    def __init__(
+        self,
+        *,
+        snapshot_strategy: SnapshotStrategy | None = None,
+        event_registry: EventRegistry | None = None,
+    ) -> None:
+        """Create a repository; the arguments override the class attributes of the same name.
+
+        Raises:
+            ConfigurationError: the class names no aggregate type.
+        """
+        if getattr(type(self), "aggregate_type", None) is None:
+            raise ConfigurationError(
+                f"{type(self).__qualname__} names no aggregate type: subclass it as "
+                f"{type(self).__name__}[MyAggregate, IdType] or set aggregate_type."
+            )
+        self._snapshot_strategy = snapshot_strategy or type(self).snapshot_strategy
+        self._event_registry = event_registry
+
+    # --- what adapters provide ---------------------------------------------------------------
+
+    @abstractmethod
+    def event_store(self, uow: Any) -> EventStore:
+        """The event store that operations in ``uow`` use."""
+
+    @abstractmethod
+    def snapshot_store(self, uow: Any) -> SnapshotStore:
+        """The snapshot store that operations in ``uow`` use."""
+
+    # --- configuration, resolved ---------------------------------------------------------------
+
+    @property
+    def stream_name(self) -> str:
+        """The stream type stored with every event of this repository."""
+        return self.stream_type or self.aggregate_type.__name__
+
+    @property
+    def events(self) -> EventRegistry:
+        """The registry decoding this repository's stored events.
+
+        Raises:
+            ConfigurationError: the default registry cannot find an event class.
+        """
+        if self._event_registry is not None:
+            return self._event_registry
+        cls = type(self)
+        if cls.event_registry is not None:
+            return cls.event_registry
+        registry = cls._default_registries.get(cls)
+        if registry is None:
+            registry = EventRegistry.for_aggregate(cls.aggregate_type, upcasters=cls.upcasters)
+            cls._default_registries[cls] = registry
+        return registry
+
+    @property
+    def expected_snapshot_schema(self) -> int:
+        """The snapshot schema version this code reads and writes."""
+        own = getattr(self.aggregate_type, "snapshot_schema_version", None)
+        return own if isinstance(own, int) else self.snapshot_schema_version
+
+    # --- IOperationPersistence -------------------------------------------------------------
+
+    async def persist(self, entity: A, uow: Any, events: Sequence[DomainEvent] | None = None) -> ID:
+        """Append ``entity``'s new events at the version it was loaded at.
+
+        ``events`` given explicitly that the aggregate does not hold yet are applied to it
+        first (``add_event``), so its state, its stream and its snapshot agree. The version
+        moves forward at once and moves back if ``uow`` rolls back; pending events are
+        cleared only when ``uow`` commits. Writing twice in one unit appends each event once.
+
+        Returns:
+            The aggregate's id.
+
+        Raises:
+            ConcurrencyError: the stream moved on since the aggregate was loaded.
+            ConfigurationError: ``entity`` is not this repository's aggregate type.
+            MissingEventHandlerError: an explicit event has no ``apply_`` method.
+        """
+        self._check_type(entity)
+        ledger = _ledger_of(uow)
+        self._adopt(entity, events or (), ledger)
+        new = [e for e in entity.pending_events if e.event_id not in ledger.appended_ids]
+        if not new:
+            return cast(ID, entity.id)
+        if uow is not None:
+            uow.record_write()
+        previous = entity.version
+        stored = await self.event_store(uow).append(
+            entity.id, new, previous, stream_type=self.stream_name, uow=uow
+        )
+        entity.version = stored[-1].version
+        ledger.track(entity, previous, new, uow)
+        strategy = self._snapshot_strategy
+        if strategy is not None and strategy.should_snapshot(entity, previous, entity.version):
+            await self.snapshot_store(uow).save(self.take_snapshot(entity), uow=uow)
+        return cast(ID, entity.id)
+
+    # --- IRetrievalPersistence --------------------------------------------------------------
+
+    async def retrieve(self, ids: Sequence[ID], uow: Any) -> list[A]:
+        """The aggregates with these ids, in the order asked, skipping missing ones.
+
+        One snapshot query (when snapshots are enabled) and one event query, for any number
+        of ids. Each aggregate's ``version`` is its stream's last version.
+
+        Raises:
+            UnknownEventTypeError: a stream holds an event type nobody registered.
+            MissingEventHandlerError: the aggregate has no ``apply_`` method for an event.
+        """
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        rebuilt = await self._from_snapshots(wanted, uow)
+        after = {sid: rebuilt[sid].version if sid in rebuilt else 0 for sid in wanted}
+        streams = await self.event_store(uow).read_streams(after, uow=uow)
+        registry = self.events
+        for sid in wanted:
+            stored = streams.get(sid, [])
+            if not stored:
+                continue
+            aggregate = rebuilt.get(sid) or cast(A, self.aggregate_type.blank(sid))
+            for event in stored:
+                aggregate.apply_event(registry.to_event(event))
+            aggregate.version = stored[-1].version
+            rebuilt[sid] = aggregate
+        return [rebuilt[sid] for sid in wanted if sid in rebuilt]
+
+    # --- snapshots ---------------------------------------------------------------------------
+
+    def take_snapshot(self, aggregate: A) -> Snapshot:
+        """A snapshot of ``aggregate`` at its current version (override to shape ``state``)."""
+        state = aggregate.model_dump(mode="python", exclude={"version"})
+        return Snapshot.of(
+            aggregate.id, self.stream_name, aggregate.version, self.expected_snapshot_schema, state
+        )
+
+    def restore_snapshot(self, snapshot: Snapshot) -> A:
+        """The aggregate ``snapshot`` holds (override together with :meth:`take_snapshot`).
+
+        Raises:
+            pydantic.ValidationError: the state does not validate as the aggregate.
+        """
+        aggregate = cast(A, self.aggregate_type.model_validate(snapshot.state))
+        aggregate.version = snapshot.version
+        return aggregate
+
+    async def _from_snapshots(self, wanted: list[Any], uow: Any) -> dict[Any, A]:
+        if self._snapshot_strategy is None:
+            return {}
+        snapshots = await self.snapshot_store(uow).load_many(wanted, uow=uow)
+        restored: dict[Any, A] = {}
+        for sid, snapshot in snapshots.items():
+            if snapshot.schema_version != self.expected_snapshot_schema:
+                logger.debug(
+                    "Ignoring snapshot of %s %r: schema version %s, expected %s.",
+                    self.stream_name,
+                    sid,
+                    snapshot.schema_version,
+                    self.expected_snapshot_schema,
+                )
+                continue
+            try:
+                restored[sid] = self.restore_snapshot(snapshot)
+            except ValidationError as exc:
+                # A snapshot is a cache of the stream: replaying the events is always correct.
+                logger.warning(
+                    "Ignoring unreadable snapshot of %s %r: %s", self.stream_name, sid, exc
+                )
+        return restored
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _check_type(self, entity: Any) -> None:
+        if not isinstance(entity, self.aggregate_type):
+            raise ConfigurationError(
+                f"{type(self).__qualname__} stores {self.aggregate_type.__qualname__}, "
+                f"not {type(entity).__qualname__}."
+            )
+
+    @staticmethod
+    def _adopt(entity: A, events: Sequence[DomainEvent], ledger: _UnitLedger) -> None:
+        known = {e.event_id for e in entity.pending_events} | ledger.appended_ids
+        for event in events:
+            if event.event_id not in known:
+                entity.add_event(event)
+                known.add(event.event_id)
+
+
+@dataclass
+class _UnitLedger:
+    """What one unit of work has appended so far, so a second ``persist`` appends only news."""
+
+    appended_ids: set[Any] = field(default_factory=set)
+    tracked: set[int] = field(default_factory=set)
+
+    def track(self, entity: Any, previous: int, new: list[DomainEvent], uow: Any) -> None:
+        self.appended_ids.update(event.event_id for event in new)
+        if uow is None:
+            entity.clear_pending_events(new)
+            return
+        if id(entity) in self.tracked:
+            # The first append of this entity in the unit already knows the version to restore.
+            return
+        self.tracked.add(id(entity))
+
+        def restore_version() -> None:
+            entity.version = previous
+
+        def clear_appended() -> None:
+            entity.clear_pending_events(
+                [e for e in entity.pending_events if e.event_id in self.appended_ids]
+            )
+
+        uow.on_rollback(restore_version)
+        uow.on_commit(clear_appended)
+
+
+_ledgers: WeakKeyDictionary[Any, _UnitLedger] = WeakKeyDictionary()
+
+
+def _ledger_of(uow: Any) -> _UnitLedger:
+    if uow is None:
+        return _UnitLedger()
+    ledger = _ledgers.get(uow)
+    if ledger is None:
+        ledger = _ledgers[uow] = _UnitLedger()
+    return ledger
+
+
+def _aggregate_type_from_bases(cls: type[Any]) -> type[AggregateRoot[Any]] | None:
+    for base in cls.__dict__.get("__orig_bases__", ()):
+        origin = typing.get_origin(base)
+        if not (isinstance(origin, type) and issubclass(origin, EventSourcedRepositoryBase)):
+            continue
+        args = typing.get_args(base)
+        if args and isinstance(args[0], type) and issubclass(args[0], AggregateRoot):
+            return args[0]
+    return None
