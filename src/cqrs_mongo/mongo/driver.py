@@ -285,7 +285,14 @@ _ENCODED_KWARGS = frozenset(
 def _encode_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     for key in _ENCODED_KWARGS.intersection(kwargs):
         kwargs[key] = to_bson_values(kwargs[key])
-    return tuple(to_bson_values(a) if isinstance(a, Mapping | list) else a for a in args)
+    return tuple(to_bson_values(a) if _is_document_like(a) else a for a in args)
+
+
+def _is_document_like(value: Any) -> bool:
+    # Filters, documents and pipelines; not index models or sort specifications.
+    if isinstance(value, Mapping):
+        return True
+    return isinstance(value, list) and all(isinstance(item, Mapping) for item in value)
 
 
 def _decode(result: Any) -> Any:

@@ -8,6 +8,9 @@ Fixtures:
     command_counter: a :class:`CommandCounter` attached to ``mongo_client``.
     mongo_client: a ``pymongo.AsyncMongoClient`` for one test, with the package's codecs.
     mongo_db: a fresh database for one test, dropped afterwards.
+    motor_client: a Motor ``AsyncIOMotorClient`` on ``mongo_server``, with no codec options of
+        its own (the driver seam applies them).
+    mongomock_client: a fresh in-process ``mongomock_motor.AsyncMongoMockClient``.
 """
 
 from __future__ import annotations
@@ -71,3 +74,25 @@ async def mongo_db(mongo_client: Any) -> AsyncIterator[Any]:
         yield database
     finally:
         await mongo_client.drop_database(name)
+
+
+@pytest_asyncio.fixture
+async def motor_client(
+    mongo_server: EmbeddedMongoServer | ExternalMongoServer,
+) -> AsyncIterator[Any]:
+    """A Motor client for one test, as a user would create it (no codec options)."""
+    from motor.motor_asyncio import AsyncIOMotorClient
+
+    client = AsyncIOMotorClient(mongo_server.uri)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def mongomock_client() -> Any:
+    """An in-process mongomock-motor client (no sessions, no transactions)."""
+    from mongomock_motor import AsyncMongoMockClient
+
+    return AsyncMongoMockClient()
