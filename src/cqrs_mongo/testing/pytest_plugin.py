@@ -83,7 +83,7 @@ async def motor_client(
     """A Motor client for one test, as a user would create it (no codec options)."""
     from motor.motor_asyncio import AsyncIOMotorClient
 
-    client = AsyncIOMotorClient(mongo_server.uri)
+    client: Any = AsyncIOMotorClient(mongo_server.uri)
     try:
         yield client
     finally:
