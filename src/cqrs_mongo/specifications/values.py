@@ -11,6 +11,7 @@ from typing import Any
 
 from cqrs_mongo.errors import InvalidSpecificationError
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _SCALARS = (str, int, float, Decimal, bytes, datetime, uuid.UUID)
 
 
@@ -72,6 +73,14 @@ def freeze(value: Any, where: str) -> Any:
     """
     if isinstance(value, enum.Enum):
         value = value.value
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not _INT64_MIN <= value <= _INT64_MAX
+    ):
+        raise InvalidSpecificationError(
+            f"Value for {where} is {value}, outside the 64-bit integer range a database stores."
+        )
     if value is None or isinstance(value, (bool, *_SCALARS)) or is_object_id(value):
         return value
     if isinstance(value, list | tuple):
