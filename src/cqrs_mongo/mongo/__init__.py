@@ -5,6 +5,13 @@ from cqrs_mongo.mongo.documents import DocumentMapper
 from cqrs_mongo.mongo.driver import BulkOutcome, Capabilities, bulk_write, create_client
 from cqrs_mongo.mongo.errors import IndexBuildError
 from cqrs_mongo.mongo.indexes import IndexSpec, ensure_indexes
+from cqrs_mongo.mongo.query_persistence import (
+    MongoQueryPersistence,
+    MongoReadModel,
+    MongoReadModelPersistence,
+    MongoSpecificationPersistence,
+    Page,
+)
 from cqrs_mongo.mongo.repository import MongoRepository
 from cqrs_mongo.mongo.runner import RetryBudget, TransactionAttempts
 from cqrs_mongo.mongo.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
@@ -17,9 +24,14 @@ __all__ = [
     "DocumentMapper",
     "IndexBuildError",
     "IndexSpec",
+    "MongoQueryPersistence",
+    "MongoReadModel",
+    "MongoReadModelPersistence",
     "MongoRepository",
+    "MongoSpecificationPersistence",
     "MongoUnitOfWork",
     "MongoUnitOfWorkFactory",
+    "Page",
     "RetryBudget",
     "TransactionAttempts",
     "bulk_write",

@@ -198,6 +198,11 @@ async def aggregate(
     return await _resolve(collection.aggregate(list(pipeline), session=session, **kwargs))
 
 
+async def close_cursor(cursor: Any) -> None:
+    """Close ``cursor`` (killing it on the server if it was not exhausted)."""
+    await _resolve(cursor.close())
+
+
 async def iterate(cursor: Any) -> AsyncIterator[dict[str, Any]]:
     """Yield the documents of ``cursor`` one by one; only one batch is held at a time."""
     async for document in cursor:
@@ -394,6 +399,10 @@ class MockCursor:
 
     def __aiter__(self) -> MockCursor:
         return self
+
+    async def close(self) -> None:
+        """Close the cursor."""
+        await self.delegate.close()
 
     async def __anext__(self) -> dict[str, Any]:
         return from_bson_values(await self.delegate.__anext__())

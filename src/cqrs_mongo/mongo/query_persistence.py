@@ -1,0 +1,240 @@
+"""Read-side handlers: read models (DTOs) by ids, by specification, and pages with a total."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence, Set
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel
+from pymongo import IndexModel
+
+from cqrs_mongo.errors import ConfigurationError, InvalidSpecificationError
+from cqrs_mongo.mongo import driver
+from cqrs_mongo.mongo.documents import DocumentMapper
+from cqrs_mongo.mongo.indexes import IndexSpec
+from cqrs_mongo.mongo.keyset import encode_cursor
+from cqrs_mongo.mongo.query_compiler import CompiledQuery, compile_query
+from cqrs_mongo.persistence.search_result import SearchResult
+from cqrs_mongo.specifications import QueryOptions
+
+DTO = TypeVar("DTO")
+ID = TypeVar("ID")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[DTO]):
+    """One page of read models with the total number of matches.
+
+    Attributes:
+        items: the read models of this page, in order.
+        total: how many read models match, across all pages.
+        next_cursor: the keyset token of the next page (``QueryOptions.with_cursor``), or
+            ``None`` when this page is the last one.
+    """
+
+    items: list[DTO]
+    total: int
+    next_cursor: str | None
+
+
+class MongoReadModel(Generic[DTO]):
+    """Shared behaviour of the read-side handlers, configured by subclassing.
+
+    Attributes:
+        dto_type: the read model class (a pydantic model, unless :meth:`to_dto` is overridden).
+        collection: the collection holding the read models.
+        indexes: indexes to create with :func:`ensure_indexes`.
+        id_field: the DTO field stored as ``_id``.
+    """
+
+    dto_type: ClassVar[type[Any]]
+    collection: ClassVar[str]
+    indexes: ClassVar[Sequence[IndexSpec | IndexModel]] = ()
+    id_field: ClassVar[str] = "id"
+
+    def __init__(self) -> None:
+        dto_type = getattr(type(self), "dto_type", None)
+        if dto_type is None or not isinstance(getattr(type(self), "collection", None), str):
+            raise ConfigurationError(
+                f"{type(self).__qualname__} must set `dto_type` and `collection`."
+            )
+        self._mapper: DocumentMapper[Any] | None = (
+            DocumentMapper(dto_type, self.id_field) if issubclass(dto_type, BaseModel) else None
+        )
+
+    def to_dto(self, document: dict[str, Any]) -> DTO:
+        """The read model stored in ``document`` (as the driver returned it, with ``_id``).
+
+        Override to build DTOs another way; the default renames ``_id`` to ``id_field`` and
+        validates the document with the pydantic ``dto_type``.
+
+        Raises:
+            ConfigurationError: ``dto_type`` is not a pydantic model and this is not overridden.
+        """
+        if self._mapper is None:
+            raise ConfigurationError(
+                f"{type(self).__qualname__}: override to_dto for non-pydantic {self.dto_type!r}."
+            )
+        dto: DTO = self._mapper.from_document(document)
+        return dto
+
+    # --- by ids ----------------------------------------------------------------------------
+
+    async def fetch_by_ids(self, ids: Sequence[Any], uow: Any) -> list[DTO]:
+        """The read models with ``ids``, in the order asked, skipping missing ones; one query.
+
+        Duplicate ids are collapsed to their first occurrence.
+
+        Raises:
+            InvalidSpecificationError: ``ids`` is a single string rather than a sequence.
+        """
+        if isinstance(ids, str | bytes):
+            raise InvalidSpecificationError(
+                f"{type(self).__qualname__}.fetch expects a list of ids, got the string {ids!r}."
+            )
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        cursor = self._collection(uow).find(
+            {"_id": {"$in": wanted}},
+            session=_session(uow),
+            limit=len(wanted),
+            batch_size=len(wanted),
+        )
+        by_id = {document["_id"]: document for document in await driver.to_list(cursor)}
+        return [self.to_dto(by_id[i]) for i in wanted if i in by_id]
+
+    # --- by specification ------------------------------------------------------------------
+
+    def search(self, criteria: Any, uow: Any) -> SearchResult[DTO]:
+        """A lazy result of the read models matching a specification or ``QueryOptions``.
+
+        Awaiting it runs one ``find``; ``count()`` runs ``count_documents`` over the
+        specification (pagination ignored); ``first()`` asks for one row; ``stream(n)``
+        iterates a server cursor ``n`` documents per batch, holding one batch at a time.
+
+        Raises:
+            InvalidSpecificationError: ``criteria`` cannot be compiled (raised here, before
+                anything is sent).
+        """
+        options = QueryOptions.coerce(criteria)
+        compiled = compile_query(options)
+
+        async def load() -> list[DTO]:
+            cursor = self._find(compiled, uow)
+            return [self.to_dto(document) for document in await driver.to_list(cursor)]
+
+        async def stream(batch_size: int) -> AsyncIterator[DTO]:
+            cursor = self._find(compiled, uow, batch_size=batch_size)
+            try:
+                async for document in cursor:
+                    yield self.to_dto(document)
+            finally:
+                await driver.close_cursor(cursor)
+
+        async def count() -> int:
+            total: int = await self._collection(uow).count_documents(
+                _count_filter(compiled), session=_session(uow)
+            )
+            return total
+
+        async def first() -> DTO | None:
+            limit = 1 if compiled.limit is None else min(compiled.limit, 1)
+            cursor = self._find(compiled, uow, limit=limit)
+            documents = await driver.to_list(cursor)
+            return self.to_dto(documents[0]) if documents else None
+
+        return SearchResult(load, stream=stream, count=count, first=first)
+
+    async def fetch_page(self, criteria: Any, uow: Any) -> Page[DTO]:
+        """A page of read models and the total number of matches, in one round trip.
+
+        Runs one ``aggregate`` with a ``$facet`` over the page and the count. When the page is
+        full, ``next_cursor`` is the keyset token of its last row.
+
+        Raises:
+            InvalidSpecificationError: ``criteria`` cannot be compiled.
+        """
+        options = QueryOptions.coerce(criteria)
+        compiled = compile_query(options)
+        cursor = await driver.aggregate(
+            self._collection(uow), compiled.pipeline(with_total=True), session=_session(uow)
+        )
+        rows = await driver.to_list(cursor)
+        documents, total = CompiledQuery.unpack_facet(rows[0] if rows else None)
+        next_cursor = None
+        if documents and options.limit is not None and len(documents) == options.limit:
+            next_cursor = encode_cursor(documents[-1], options)
+        return Page([self.to_dto(document) for document in documents], total, next_cursor)
+
+    def _find(self, compiled: CompiledQuery, uow: Any, **overrides: Any) -> Any:
+        kwargs = {**compiled.find_kwargs(), **overrides}
+        if kwargs.get("projection") is None:
+            kwargs.pop("projection", None)
+        return self._collection(uow).find(session=_session(uow), **kwargs)
+
+    def _collection(self, uow: Any) -> Any:
+        return uow.database[self.collection]
+
+
+class MongoQueryPersistence(MongoReadModel[DTO], Generic[DTO, ID]):
+    """``IQueryPersistence``: read models by id (``register_query``).
+
+    Example:
+        >>> class OrderSummaries(MongoQueryPersistence[OrderSummaryDTO, str]):  # doctest: +SKIP
+        ...     dto_type = OrderSummaryDTO
+        ...     collection = "order_summaries"
+    """
+
+    async def fetch(self, ids: Sequence[ID], uow: Any) -> list[DTO]:
+        """The read models with ``ids``, in the order asked, skipping missing ones; one query.
+
+        Raises:
+            InvalidSpecificationError: ``ids`` is a single string rather than a sequence.
+        """
+        return await self.fetch_by_ids(ids, uow)
+
+
+class MongoSpecificationPersistence(MongoReadModel[DTO]):
+    """``IQuerySpecificationPersistence``: read models by specification (``register_query_spec``).
+
+    Also offers :meth:`fetch_page` (a page and its total in one round trip).
+    """
+
+    async def fetch(self, criteria: Any, uow: Any) -> SearchResult[DTO]:
+        """A lazy result of the read models matching a specification or ``QueryOptions``.
+
+        Raises:
+            InvalidSpecificationError: ``criteria`` cannot be compiled.
+        """
+        return self.search(criteria, uow)
+
+
+class MongoReadModelPersistence(MongoReadModel[DTO], Generic[DTO, ID]):
+    """Both query ports in one class, for registering it with both ``register_query`` and
+    ``register_query_spec``: ``fetch`` takes a list of ids or a specification/QueryOptions.
+    """
+
+    async def fetch(self, criteria: Any, uow: Any) -> Any:
+        """A list of read models for a list of ids; a ``SearchResult`` for a specification.
+
+        Raises:
+            InvalidSpecificationError: ``criteria`` is a single string, or neither ids nor a
+                specification.
+        """
+        if isinstance(criteria, str | bytes):
+            return await self.fetch_by_ids(criteria, uow)
+        if isinstance(criteria, list | tuple | Set):
+            return await self.fetch_by_ids(list(criteria), uow)
+        return self.search(criteria, uow)
+
+
+def _session(uow: Any) -> Any:
+    # A lazy result may be consumed after its unit of work closed; a read then runs in an
+    # implicit session of its own (reads only: writes never leave their session).
+    return uow.session if getattr(uow, "is_active", False) else None
+
+
+def _count_filter(compiled: CompiledQuery) -> dict[str, Any]:
+    return compiled.filter if compiled.count_filter is None else compiled.count_filter
