@@ -1,0 +1,1 @@
+"""A state-stored aggregate (``Customer``) kept as one versioned document by ``MongoRepository``."""

@@ -1,0 +1,47 @@
+"""The examples run with one command each, exit 0 and do what they print."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_example(module: str, **env: str) -> str:
+    """Run ``python -m <module>`` from the repository root; return its output."""
+    completed = subprocess.run(
+        [sys.executable, "-m", module],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return completed.stdout
+
+
+def test_customers_example_refuses_a_concurrent_change() -> None:
+    out = run_example("examples.customers")
+    assert "Upgraded Ada to gold; stored version is now 2." in out
+    assert "Concurrent change refused: Customer 'cust-2': expected version 1" in out
+    assert "cust-2 is 'Grace Hopper' at version 2." in out
+
+
+def test_multi_source_example_keeps_each_context_in_its_database() -> None:
+    out = run_example("examples.multi_source")
+    assert "Refused across sources:" in out
+    assert "Documents: 1 in orders, 1 in invoices." in out
+
+
+@pytest.mark.redis
+def test_ecommerce_demo_runs_the_order_scenario() -> None:
+    out = run_example("examples.ecommerce")
+    assert "applied SubmitOrder(order-1)" in out
+    assert "order-1: submitted, total 19.90" in out
