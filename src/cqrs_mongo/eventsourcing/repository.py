@@ -199,8 +199,12 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
     # --- snapshots ---------------------------------------------------------------------------
 
     def take_snapshot(self, aggregate: A) -> Snapshot:
-        """A snapshot of ``aggregate`` at its current version (override to shape ``state``)."""
-        state = aggregate.model_dump(mode="python", exclude={"version"})
+        """A snapshot of ``aggregate`` at its current version (override to shape ``state``).
+
+        The state is pydantic's JSON-mode dump: any field type round-trips through
+        ``model_validate``, at full precision (datetimes keep their microseconds).
+        """
+        state = aggregate.model_dump(mode="json", exclude={"version"})
         return Snapshot.of(
             aggregate.id, self.stream_name, aggregate.version, self.expected_snapshot_schema, state
         )

@@ -1,0 +1,124 @@
+"""EventSourcedRepository on MongoDB: aggregates as event streams, with optional snapshots.
+
+SHARDING (collections this module creates, and their shard keys):
+
+- events (``events_collection``, default ``events``): ``{stream_id: 1}``, ranged. It prefixes
+  the unique ``(stream_id, version)`` index, so that index stays legal and enforced, and an
+  append (one stream) is a single-shard write. Do not use a hashed key: it cannot back the
+  unique index.
+- snapshots (``snapshots_collection``, default ``snapshots``): ``{_id: 1}`` (``_id`` is the
+  stream id); ``{_id: "hashed"}`` also works. Saves are upserts pinned to ``_id``.
+
+A unit of work that writes events and a snapshot whose chunks live on different shards
+commits with a two-phase commit; that is correct, only slower.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from typing import Any, ClassVar, TypeVar
+
+from cqrs_mongo.domain import AggregateRoot, DomainEvent
+from cqrs_mongo.errors import ConfigurationError
+from cqrs_mongo.eventsourcing.repository import EventSourcedRepositoryBase
+from cqrs_mongo.mongo.event_store import (
+    DEFAULT_EVENTS_COLLECTION,
+    STREAM_VERSION_INDEX,
+    MongoEventStore,
+)
+from cqrs_mongo.mongo.snapshot_store import DEFAULT_SNAPSHOTS_COLLECTION, MongoSnapshotStore
+
+A = TypeVar("A", bound=AggregateRoot[Any])
+ID = TypeVar("ID")
+
+# client -> {(database name, events collection)} whose unique index this process has ensured.
+_indexed: weakref.WeakKeyDictionary[Any, set[tuple[str, str]]] = weakref.WeakKeyDictionary()
+
+
+class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
+    """An ``IOperationPersistence`` + ``IRetrievalPersistence`` storing aggregates as streams.
+
+    Configure by subclassing; it is constructible with no arguments, and takes the database
+    and session from the unit of work it is given::
+
+        class OrderRepository(EventSourcedRepository[Order, str]):
+            snapshot_strategy = EveryNEvents(100)   # optional
+
+    ``persist`` appends the aggregate's pending events (and any given as ``events=``) in one
+    ``insert_many`` at the version the aggregate was loaded at; ``retrieve`` loads any number
+    of aggregates with one snapshot query (when snapshots are enabled) and one event query.
+
+    The unique ``(stream_id, version)`` index that makes appends safe is created on the
+    first use of each collection by this process (outside the unit's transaction); call
+    :meth:`ensure_indexes` at start-up to create it before any traffic.
+
+    Class attributes (beyond those of :class:`EventSourcedRepositoryBase`):
+        events_collection: the events collection.
+        snapshots_collection: the snapshots collection.
+    """
+
+    events_collection: ClassVar[str] = DEFAULT_EVENTS_COLLECTION
+    snapshots_collection: ClassVar[str] = DEFAULT_SNAPSHOTS_COLLECTION
+    # What cqrs_mongo.mongo.indexes.ensure_indexes reads from a handler class.
+    collection: ClassVar[str] = DEFAULT_EVENTS_COLLECTION
+    indexes: ClassVar[Sequence[Any]] = (STREAM_VERSION_INDEX,)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.collection = cls.events_collection
+
+    def event_store(self, uow: Any) -> MongoEventStore:
+        """The event store on ``uow``'s database.
+
+        Raises:
+            ConfigurationError: ``uow`` is not a Mongo unit of work.
+        """
+        return MongoEventStore(_database(self, uow), self.events_collection)
+
+    def snapshot_store(self, uow: Any) -> MongoSnapshotStore:
+        """The snapshot store on ``uow``'s database.
+
+        Raises:
+            ConfigurationError: ``uow`` is not a Mongo unit of work.
+        """
+        return MongoSnapshotStore(_database(self, uow), self.snapshots_collection)
+
+    async def ensure_indexes(self, database: Any) -> None:
+        """Create the events collection's unique ``(stream_id, version)`` index (idempotent)."""
+        await MongoEventStore(database, self.events_collection).ensure_indexes()
+
+    async def persist(self, entity: A, uow: Any, events: Sequence[DomainEvent] | None = None) -> ID:
+        """Append ``entity``'s new events in ``uow``, as the base class describes.
+
+        Raises:
+            ConcurrencyError: the stream moved on since the aggregate was loaded.
+            ConfigurationError: ``uow`` is not a Mongo unit of work, or ``entity`` is not of
+                this repository's aggregate type.
+        """
+        await self._ensure_indexes_once(uow)
+        return await super().persist(entity, uow, events=events)
+
+    async def _ensure_indexes_once(self, uow: Any) -> None:
+        database = _database(self, uow)
+        client = getattr(uow, "client", None)
+        key = (str(getattr(database, "name", "")), self.events_collection)
+        try:
+            done = _indexed.setdefault(client, set()) if client is not None else set()
+        except TypeError:  # a client that cannot be weakly referenced: ensure every time
+            done = set()
+        if key in done:
+            return
+        # No session: index builds cannot run inside a multi-document transaction.
+        await self.ensure_indexes(database)
+        done.add(key)
+
+
+def _database(repository: Any, uow: Any) -> Any:
+    database = getattr(uow, "database", None)
+    if database is None:
+        raise ConfigurationError(
+            f"{type(repository).__qualname__} needs a Mongo unit of work with a database "
+            f"and a session, got {type(uow).__qualname__}."
+        )
+    return database

@@ -1,0 +1,211 @@
+"""MongoEventStore: one document per event, a unique (stream_id, version) index as the lock.
+
+SHARDING: shard the events collection on ``{stream_id: 1}`` (ranged). The unique index
+``(stream_id, version)`` is prefixed by that key, so it stays legal and enforced on a sharded
+cluster (a hashed key could not back it), and every append (one stream) goes to one shard.
+Each event's ``_id`` is its random event id, unique in practice though mongos checks ``_id``
+uniqueness per shard only.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import PyMongoError
+
+from cqrs_mongo.domain import DomainEvent
+from cqrs_mongo.eventsourcing.expected_version import Expected, describe, exact_version
+from cqrs_mongo.eventsourcing.stored_event import StoredEvent
+from cqrs_mongo.mongo import driver
+from cqrs_mongo.mongo.errors import conflict_error, is_conflict
+
+DEFAULT_EVENTS_COLLECTION = "events"
+
+STREAM_VERSION_INDEX = IndexModel(
+    [("stream_id", ASCENDING), ("version", ASCENDING)], unique=True, name="stream_id_1_version_1"
+)
+"""The unique index every append relies on: inserting a taken version fails."""
+
+# Asked of the server as the cursor's batch size so that loading many streams is one round
+# trip up to the server's 16 MiB batch cap, instead of a getMore per 101 documents.
+READ_BATCH_SIZE = 10_000
+
+
+def event_to_document(event: StoredEvent) -> dict[str, Any]:
+    """The document stored for ``event`` (``_id`` is the event id)."""
+    return {
+        "_id": event.event_id,
+        "stream_id": event.stream_id,
+        "stream_type": event.stream_type,
+        "version": event.version,
+        "event_type": event.event_type,
+        "schema_version": event.schema_version,
+        "payload": event.payload,
+        "metadata": {
+            "correlation_id": event.correlation_id,
+            "causation_id": event.causation_id,
+        },
+        "occurred_at": event.occurred_at,
+    }
+
+
+def event_from_document(document: Mapping[str, Any]) -> StoredEvent:
+    """The :class:`StoredEvent` a stored document holds."""
+    metadata = document.get("metadata") or {}
+    return StoredEvent(
+        stream_id=document["stream_id"],
+        stream_type=document["stream_type"],
+        version=document["version"],
+        event_type=document["event_type"],
+        schema_version=document.get("schema_version", 1),
+        payload=dict(document.get("payload") or {}),
+        event_id=document["_id"],
+        occurred_at=document["occurred_at"],
+        correlation_id=metadata.get("correlation_id"),
+        causation_id=metadata.get("causation_id"),
+    )
+
+
+class MongoEventStore:
+    """An :class:`~cqrs_mongo.eventsourcing.ports.EventStore` over one Mongo collection.
+
+    Every operation runs in the given unit of work's session (``session=uow.session``), so
+    events commit or roll back with everything else the unit wrote.
+
+    Args:
+        database: a database handle with the package's codecs (``uow.database``).
+        collection_name: the events collection.
+    """
+
+    def __init__(self, database: Any, collection_name: str = DEFAULT_EVENTS_COLLECTION) -> None:
+        self.database = database
+        self.collection_name = collection_name
+        self.collection = database[collection_name]
+
+    async def ensure_indexes(self) -> None:
+        """Create the unique ``(stream_id, version)`` index if it is missing (idempotent)."""
+        await self.collection.create_indexes([STREAM_VERSION_INDEX])
+
+    async def append(
+        self,
+        stream_id: Any,
+        events: Sequence[DomainEvent],
+        expected_version: Expected,
+        *,
+        stream_type: str,
+        uow: Any = None,
+    ) -> list[StoredEvent]:
+        """Append ``events`` after ``expected_version`` in one ordered ``insert_many``.
+
+        An exact expected version ``n`` writes versions ``n+1...``; if the stream is already
+        past ``n`` by any amount, inserting ``n+1`` collides on the unique index, so the check
+        and the write are one operation. ``ANY`` reads the current version first (in the same
+        session) and only a writer racing this very append conflicts.
+
+        Raises:
+            ConcurrencyError: the stream is not at the expected version (a duplicate key
+                against committed events, or a write conflict with a concurrent transaction).
+            ValueError: ``expected_version`` is not a valid expected version.
+        """
+        exact = exact_version(expected_version)
+        session = _session(uow)
+        start = exact if exact is not None else await self._last_version(stream_id, session)
+        stored = [
+            StoredEvent.from_event(event, stream_id, stream_type, start + offset)
+            for offset, event in enumerate(events, start=1)
+        ]
+        if not stored:
+            return []
+        try:
+            await self.collection.insert_many(
+                [event_to_document(event) for event in stored], ordered=True, session=session
+            )
+        except PyMongoError as exc:
+            if not is_conflict(exc):
+                raise
+            expected = describe(expected_version) if exact is not None else start
+            actual = await self._version_after_conflict(stream_id, start, uow)
+            raise conflict_error(exc, stream_type, stream_id, expected, actual) from exc
+        return stored
+
+    async def read_stream(
+        self, stream_id: Any, *, after_version: int = 0, uow: Any = None
+    ) -> list[StoredEvent]:
+        """The events of one stream with a version above ``after_version``, oldest first."""
+        cursor = self.collection.find(
+            {"stream_id": stream_id, "version": {"$gt": after_version}},
+            session=_session(uow),
+            batch_size=READ_BATCH_SIZE,
+        ).sort("version", ASCENDING)
+        return [event_from_document(doc) for doc in await driver.to_list(cursor)]
+
+    async def read_streams(
+        self, after_versions: Mapping[Any, int], *, uow: Any = None
+    ) -> dict[Any, list[StoredEvent]]:
+        """For each stream id, its events above the given version, in one query.
+
+        Streams sharing an after-version share one clause, so the filter is
+        ``{$or: [{stream_id: {$in: [...]}, version: {$gt: v}}, ...]}`` with one branch per
+        distinct version (one branch, no ``$or``, when there is only one); each branch is an
+        index range on ``(stream_id, version)``. Results are sorted by stream id and version.
+        """
+        if not after_versions:
+            return {}
+        cursor = self.collection.find(
+            streams_filter(after_versions), session=_session(uow), batch_size=READ_BATCH_SIZE
+        ).sort([("stream_id", ASCENDING), ("version", ASCENDING)])
+        found: dict[Any, list[StoredEvent]] = defaultdict(list)
+        for document in await driver.to_list(cursor):
+            event = event_from_document(document)
+            found[event.stream_id].append(event)
+        return dict(found)
+
+    async def stream_version(self, stream_id: Any, *, uow: Any = None) -> int:
+        """The version of the stream's last event (0 for a stream that does not exist)."""
+        return await self._last_version(stream_id, _session(uow))
+
+    async def _last_version(self, stream_id: Any, session: Any) -> int:
+        last = await self.collection.find_one(
+            {"stream_id": stream_id},
+            {"version": 1, "_id": 0},
+            sort=[("version", DESCENDING)],
+            session=session,
+        )
+        return int(last["version"]) if last else 0
+
+    async def _version_after_conflict(self, stream_id: Any, start: int, uow: Any) -> int | None:
+        # A failed write aborts the server-side transaction, so the session cannot read any
+        # more: read the committed version outside it. A write conflict means the rival has
+        # not committed yet; then the committed version says nothing and is not reported.
+        session = None if getattr(uow, "in_transaction", False) else _session(uow)
+        try:
+            actual = await self._last_version(stream_id, session)
+        except PyMongoError:
+            return None
+        return actual if actual > start else None
+
+
+def streams_filter(after_versions: Mapping[Any, int]) -> dict[str, Any]:
+    """The filter matching, per stream, the events above its after-version.
+
+    Example:
+        >>> streams_filter({"a": 0, "b": 0})
+        {'stream_id': {'$in': ['a', 'b']}, 'version': {'$gt': 0}}
+        >>> streams_filter({"a": 0, "b": 5})["$or"][1]
+        {'stream_id': {'$in': ['b']}, 'version': {'$gt': 5}}
+    """
+    by_version: dict[int, list[Any]] = defaultdict(list)
+    for stream_id, after in after_versions.items():
+        by_version[max(after, 0)].append(stream_id)
+    clauses = [
+        {"stream_id": {"$in": ids}, "version": {"$gt": after}}
+        for after, ids in sorted(by_version.items())
+    ]
+    return clauses[0] if len(clauses) == 1 else {"$or": clauses}
+
+
+def _session(uow: Any) -> Any:
+    return getattr(uow, "session", None) if uow is not None else None

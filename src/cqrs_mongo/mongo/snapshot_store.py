@@ -1,0 +1,120 @@
+"""MongoSnapshotStore: the newest snapshot of each stream, one document per stream.
+
+SHARDING: shard the snapshots collection on ``{_id: 1}`` (``_id`` is the stream id; a hashed
+``{_id: "hashed"}`` also works, as the collection has no other unique index). Every save is an
+upsert whose filter pins ``_id``, so it targets one shard, as a sharded upsert must.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from cqrs_mongo.errors import ConcurrencyError
+from cqrs_mongo.eventsourcing.snapshots import Snapshot
+from cqrs_mongo.mongo import driver
+from cqrs_mongo.mongo.errors import conflict_error, is_duplicate_key, is_write_conflict
+
+DEFAULT_SNAPSHOTS_COLLECTION = "snapshots"
+
+
+def snapshot_from_document(document: Mapping[str, Any]) -> Snapshot:
+    """The :class:`Snapshot` a stored document holds."""
+    return Snapshot(
+        stream_id=document["_id"],
+        stream_type=document["stream_type"],
+        version=document["version"],
+        schema_version=document.get("schema_version", 1),
+        state=dict(document.get("state") or {}),
+        taken_at=document["taken_at"],
+    )
+
+
+class MongoSnapshotStore:
+    """A :class:`~cqrs_mongo.eventsourcing.ports.SnapshotStore` over one Mongo collection.
+
+    Args:
+        database: a database handle with the package's codecs (``uow.database``).
+        collection_name: the snapshots collection.
+    """
+
+    def __init__(self, database: Any, collection_name: str = DEFAULT_SNAPSHOTS_COLLECTION) -> None:
+        self.database = database
+        self.collection_name = collection_name
+        self.collection = database[collection_name]
+
+    async def save(self, snapshot: Snapshot, *, uow: Any = None) -> bool:
+        """Store ``snapshot`` unless one at the same or a newer version exists.
+
+        The write is ``update_one({_id, version: {$lt: new}}, {$set: ...}, upsert=True)``: it
+        replaces an older snapshot, creates a missing one, and when a newer one exists the
+        filter misses and the upsert's insert fails on ``_id`` (11000), which means "keep
+        the newer one". Inside a transaction that failure has already aborted the
+        transaction on the server, so it is raised as a conflict instead of ignored.
+
+        Returns:
+            Whether the snapshot was stored.
+
+        Raises:
+            ConcurrencyError: a newer snapshot exists and the unit runs in a transaction, or a
+                concurrent transaction is writing the same snapshot.
+        """
+        in_transaction = bool(getattr(uow, "in_transaction", False))
+        try:
+            await self.collection.update_one(
+                {"_id": snapshot.stream_id, "version": {"$lt": snapshot.version}},
+                {"$set": _fields(snapshot)},
+                upsert=True,
+                session=_session(uow),
+            )
+        except PyMongoError as exc:
+            if is_write_conflict(exc):
+                raise conflict_error(
+                    exc, snapshot.stream_type, snapshot.stream_id, snapshot.version
+                ) from exc
+            if not is_duplicate_key(exc):
+                raise
+            if in_transaction:
+                raise await self._newer_snapshot_error(snapshot) from exc
+            return False
+        return True
+
+    async def load_many(self, stream_ids: Sequence[Any], *, uow: Any = None) -> dict[Any, Snapshot]:
+        """The snapshot of each of ``stream_ids`` that has one, in one query."""
+        if not stream_ids:
+            return {}
+        cursor = self.collection.find(
+            {"_id": {"$in": list(stream_ids)}}, session=_session(uow), batch_size=len(stream_ids)
+        )
+        snapshots = [snapshot_from_document(doc) for doc in await driver.to_list(cursor)]
+        return {snapshot.stream_id: snapshot for snapshot in snapshots}
+
+    async def _newer_snapshot_error(self, snapshot: Snapshot) -> ConcurrencyError:
+        # The transaction is gone; read the committed snapshot outside it for the message.
+        try:
+            stored = await self.collection.find_one({"_id": snapshot.stream_id}, {"version": 1})
+        except PyMongoError:
+            stored = None
+        return ConcurrencyError(
+            snapshot.stream_type,
+            snapshot.stream_id,
+            snapshot.version,
+            None if stored is None else stored.get("version"),
+            "a snapshot at the same or a newer version exists",
+        )
+
+
+def _fields(snapshot: Snapshot) -> dict[str, Any]:
+    return {
+        "stream_type": snapshot.stream_type,
+        "version": snapshot.version,
+        "schema_version": snapshot.schema_version,
+        "state": snapshot.state,
+        "taken_at": snapshot.taken_at,
+    }
+
+
+def _session(uow: Any) -> Any:
+    return getattr(uow, "session", None) if uow is not None else None
