@@ -144,7 +144,7 @@ def emit_eq(operator: Operator, value: Any) -> Any:
 def emit_simple(mongo_operator: str) -> Callable[[Operator, Any], Any]:
     """``!=`` -> ``{"$ne": v}``, ``>`` -> ``{"$gt": v}``, ``>=`` -> ``{"$gte": v}``,
     ``<`` -> ``{"$lt": v}``, ``<=`` -> ``{"$lte": v}``, ``in`` -> ``{"$in": [..]}``,
-    ``not_in`` -> ``{"$nin": [..]}``, ``all`` -> ``{"$all": [..]}``, ``size`` -> ``{"$size": n}``.
+    ``not_in`` -> ``{"$nin": [..]}``, ``size`` -> ``{"$size": n}``.
     """
 
     def emit(operator: Operator, value: Any) -> Any:
@@ -184,6 +184,20 @@ def emit_text(operator: Operator, value: Any) -> Any:
     return expression
 
 
+def emit_all(operator: Operator, value: Any) -> Any:
+    """``all [a, b]`` -> ``{"$all": [a, b]}``; ``all []`` -> ``{"$all": []}`` (matches nothing).
+
+    ``$all`` is the AND of equalities, so a ``None`` item becomes ``"$eq": None`` beside it
+    (``all [None, 1]`` -> ``{"$all": [1], "$eq": None}``): the same on mongod, and not
+    left to servers that skip missing fields inside ``$all``.
+    """
+    items = [item for item in value if item is not None]
+    expression: dict[str, Any] = {"$all": _literal(tuple(items))} if items or not value else {}
+    if len(items) < len(value):
+        expression["$eq"] = None
+    return expression
+
+
 def emit_null(operator: Operator, value: Any) -> Any:
     """``is_null`` -> ``{"$eq": None}`` (null or missing); ``is_not_null`` -> ``{"$ne": None}``.
 
@@ -202,8 +216,26 @@ def emit_elem_match(operator: Operator, value: Any) -> Any:
     """``elem_match spec`` -> ``{"$elemMatch": <spec compiled relative to the element>}``.
 
     Meant for arrays of sub-documents; for arrays of scalars use ``=``, ``in`` or ``all``.
+    When the nested filter has only ``$or``/``$nor``/``$and`` keys, an always-true clause
+    on one of its fields goes first: ``{"$elemMatch": {"k": {"$not": {"$in": []}}, "$or":
+    [...]}}``. mongod already reads ``{"$or": ...}`` as a query on the element, but servers
+    that call an all-``$`` document the operator form would otherwise misread it.
     """
-    return {"$elemMatch": visit(value)}
+    nested = visit(value)
+    if nested and all(key.startswith("$") for key in nested):
+        nested = {_first_field(value): {"$not": {"$in": []}}, **nested}
+    return {"$elemMatch": nested}
+
+
+def _first_field(spec: Specification) -> str:
+    if isinstance(spec, Condition):
+        return spec.field
+    children = (spec.child,) if isinstance(spec, Not) else getattr(spec, "children", ())
+    for child in children:
+        found = _first_field(child)
+        if found:
+            return found
+    return "_id"
 
 
 _OPERATORS: dict[Operator, Callable[[Operator, Any], Any]] = {
@@ -228,7 +260,7 @@ _OPERATORS: dict[Operator, Callable[[Operator, Any], Any]] = {
     Operator.IS_NULL: emit_null,
     Operator.IS_NOT_NULL: emit_null,
     Operator.EXISTS: emit_exists,
-    Operator.ALL: emit_simple("$all"),
+    Operator.ALL: emit_all,
     Operator.SIZE: emit_simple("$size"),
     Operator.ELEM_MATCH: emit_elem_match,
 }
