@@ -1,0 +1,331 @@
+"""ReadThroughCache: generation-checked read-through and invalidation over an ICacheService.
+
+Why generations. The classic race of a read-through cache: a reader misses, loads the old value
+from the database, and is slow to store it; meanwhile a writer commits and deletes the key; the
+reader then stores the old value, which is served until it expires. Here it cannot happen:
+
+1. Every (type, id) has a *generation key* holding a random token. An invalidation (run after
+   the writer's commit) overwrites it with a fresh token; tokens are never reused, so an
+   expired and re-created generation key never matches an old token either.
+2. A reader fetches the entry and the generation key in the same ``MGET``. On a miss it uses
+   that generation (creating one with ``SET NX GET`` when absent) *before* reading the database,
+   and stores the entry stamped with it.
+3. An entry is served only while its stamp equals the key's current generation.
+
+So in the interleaving above the reader stored an entry stamped with the generation the writer
+has since replaced: every later read sees the mismatch, treats it as a miss and reloads. If the
+writer's invalidation came before the reader's ``MGET`` instead, the reader's database read
+started after the commit and returns the new value. Deleting entries on invalidation only frees
+memory; correctness rests on the stamps. Entries and generation keys both expire (generation
+keys live longer), so nothing grows without bound.
+
+Concurrent misses of one key in one process share one database read (:class:`SingleFlight`).
+Entries that do not decode (garbage, another package version) are misses, and are deleted.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cqrs_mongo.cache.keys import KINDS, CacheKeys, Kind, id_token
+from cqrs_mongo.cache.resilient_cache import UNAVAILABLE, ResilientCache
+from cqrs_mongo.cache.serialization import (
+    CacheDecodeError,
+    ModelCodec,
+    codec_for,
+    decode_entry,
+    encode_entry,
+)
+from cqrs_mongo.cache.single_flight import SingleFlight
+
+logger = logging.getLogger("cqrs_mongo.cache")
+
+Loader = Callable[[list[Any]], Awaitable[Sequence[Any]]]
+IdOf = Callable[[Any], Any]
+
+
+class Absent(enum.Enum):
+    """Marks an id the database does not have (cached so repeated asks cost no query)."""
+
+    ABSENT = "absent"
+
+
+ABSENT = Absent.ABSENT
+_NO_ID = object()
+
+
+def default_id_of(item: Any) -> Any:
+    """An item's ``id`` attribute (aggregates and most read models have one)."""
+    return getattr(item, "id", _NO_ID)
+
+
+def generation_ttl(ttl: float | None) -> float | None:
+    """How long a generation key lives: well past the entries stamped with it."""
+    return None if ttl is None else ttl * 2 + 60
+
+
+def new_generation() -> bytes:
+    """A fresh, never-reused generation token."""
+    return secrets.token_hex(12).encode()
+
+
+@dataclass(slots=True)
+class _Lookup:
+    found: dict[str, Any] = field(default_factory=dict)
+    generations: dict[str, bytes | None] = field(default_factory=dict)
+
+
+class _Unmatched(Exception):
+    """The store returned items whose ids do not map back to the ids asked for."""
+
+
+class ReadThroughCache:
+    """Reads values by id through a cache, and invalidates them by id.
+
+    Args:
+        cache: the guarded cache service (failures come back as ``UNAVAILABLE``).
+        keys: the key layout (namespace).
+        ttl_of: the time-to-live of a type's entries (``None``: no expiry).
+        cache_absent: whether ids the store lacks are remembered (until invalidated).
+        id_of: reads an item's id, to map the store's answer back to the ids asked for.
+    """
+
+    def __init__(
+        self,
+        cache: ResilientCache,
+        keys: CacheKeys,
+        ttl_of: Callable[[type[Any]], float | None],
+        *,
+        cache_absent: bool = True,
+        id_of: IdOf = default_id_of,
+    ) -> None:
+        self.cache = cache
+        self.keys = keys
+        self._ttl_of = ttl_of
+        self._cache_absent = cache_absent
+        self._id_of = id_of
+        self._flights: SingleFlight[bytes | None] = SingleFlight()
+        self._unmatched: set[type[Any]] = set()
+        self._pending: dict[str, float | None] = {}
+
+    @property
+    def pending_invalidations(self) -> int:
+        """Generation bumps that failed and wait for the cache to come back."""
+        return len(self._pending)
+
+    async def read(
+        self, kind: Kind, target: type[Any], ids: Sequence[Any], load: Loader, *, fill: bool
+    ) -> tuple[list[Any], int]:
+        """The items for ``ids`` in the order asked (missing ids skipped), and the hit count.
+
+        Args:
+            kind: ``domain`` or ``query``.
+            target: the entity or result type.
+            ids: the ids asked for.
+            load: reads the given ids from the database, in order, skipping missing ones.
+            fill: whether misses may be stored (only reads of committed state may be).
+
+        Raises:
+            Exception: whatever ``load`` raises; cache failures never propagate.
+        """
+        wanted = {id_token(entity_id): entity_id for entity_id in ids}
+        if target in self._unmatched or not await self._flush_pending():
+            return list(await load(list(ids))), 0
+        lookup = await self._lookup(kind, target, wanted)
+        if lookup is None:
+            return list(await load(list(ids))), 0
+        missing = {token: wanted[token] for token in wanted if token not in lookup.found}
+        try:
+            if missing and fill:
+                lookup.found.update(await self._fill(kind, target, missing, lookup, load))
+            elif missing:
+                lookup.found.update(
+                    self._match(target, missing, await load(list(missing.values())))
+                )
+        except _Unmatched:
+            return list(await load(list(ids))), 0
+        hits = len(wanted) - len(missing)
+        self.cache.stats.hits += hits
+        self.cache.stats.misses += len(missing)
+        ordered = (lookup.found.get(id_token(entity_id), ABSENT) for entity_id in ids)
+        return [item for item in ordered if item is not ABSENT], hits
+
+    async def invalidate(self, targets: Iterable[type[Any]], ids: Sequence[Any]) -> None:
+        """Give each (type, id) a new generation, so no entry read before now is served again.
+
+        A bump the cache cannot take is kept and retried before the next read; until it
+        succeeds, reads bypass the cache (an entry it should have invalidated may be there).
+        """
+        for target in targets:
+            ttl = generation_ttl(self._ttl_of(target))
+            bumps = {self.keys.generation(target, entity_id): ttl for entity_id in ids}
+            self._pending.update(bumps)
+            self.cache.stats.invalidations += len(bumps)
+            if not await self._flush_pending():
+                continue
+            schema = codec_for(target).schema_version
+            stale = [self.keys.entry(k, target, schema, i) for k in KINDS for i in ids]
+            # Only frees memory: the new generation already makes these entries unservable.
+            await self._delete(stale, target, ids)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    async def _flush_pending(self) -> bool:
+        if not self._pending:
+            return True
+        by_ttl: dict[float | None, dict[str, bytes]] = {}
+        for key, ttl in self._pending.items():
+            by_ttl.setdefault(ttl, {})[key] = new_generation()
+        for ttl, bumps in by_ttl.items():
+            if not await self._bump(bumps, ttl):
+                return False
+            for key in bumps:
+                self._pending.pop(key, None)
+        return True
+
+    async def _bump(self, bumps: dict[str, bytes], ttl: float | None) -> bool:
+        done = await self.cache.call("invalidate", lambda s: s.set_many(bumps, ttl))
+        return done is not UNAVAILABLE
+
+    async def _delete(self, keys: list[str], target: type[Any], ids: Sequence[Any]) -> None:
+        await self.cache.call("delete_many", lambda s: s.delete_many(keys), target, ids)
+
+    async def _lookup(
+        self, kind: Kind, target: type[Any], wanted: Mapping[str, Any]
+    ) -> _Lookup | None:
+        codec = codec_for(target)
+        tokens = list(wanted)
+        entry_keys = [
+            self.keys.entry(kind, target, codec.schema_version, wanted[t]) for t in tokens
+        ]
+        gen_keys = [self.keys.generation(target, wanted[t]) for t in tokens]
+        ids = list(wanted.values())
+        raw = await self.cache.call(
+            "get_many", lambda s: s.get_many(entry_keys + gen_keys), target, ids
+        )
+        if raw is UNAVAILABLE:
+            return None
+        lookup = _Lookup()
+        garbage: list[str] = []
+        for position, token in enumerate(tokens):
+            entry, generation = raw[position], raw[len(tokens) + position]
+            lookup.generations[token] = generation
+            if entry is None:
+                continue
+            try:
+                value = self._decode(codec, entry, generation)
+            except CacheDecodeError:
+                garbage.append(entry_keys[position])
+                continue
+            if value is not None:
+                lookup.found[token] = value
+        if garbage:
+            self.cache.stats.garbage += len(garbage)
+            logger.debug("Deleting %d undecodable cache entries: %s", len(garbage), garbage)
+            await self._delete(garbage, target, ids)
+        return lookup
+
+    @staticmethod
+    def _decode(codec: ModelCodec[Any], raw: bytes, generation: bytes | None) -> Any:
+        """The cached value, ``ABSENT``, or ``None`` when the entry's generation is outdated."""
+        entry = decode_entry(raw)
+        if generation is None or entry.generation != generation:
+            return None
+        return ABSENT if entry.payload is None else codec.load(entry.payload)
+
+    async def _fill(
+        self,
+        kind: Kind,
+        target: type[Any],
+        missing: dict[str, Any],
+        lookup: _Lookup,
+        load: Loader,
+    ) -> dict[str, Any]:
+        codec = codec_for(target)
+        by_key = {
+            self.keys.entry(kind, target, codec.schema_version, i): t for t, i in missing.items()
+        }
+        mine, theirs = self._flights.claim(by_key)
+        payloads: dict[str, bytes | None] = {}
+        found: dict[str, Any] = {}
+        try:
+            if mine:
+                own = {by_key[key]: missing[by_key[key]] for key in mine}
+                found, encoded = await self._load_and_store(kind, target, own, lookup, load)
+                payloads = {key: encoded[by_key[key]] for key in mine if by_key[key] in encoded}
+        finally:
+            self._flights.land(mine, payloads)
+        landed = await self._flights.wait(theirs)
+        for key, payload in landed.items():
+            found[by_key[key]] = ABSENT if payload is None else codec.load(payload)
+        failed = {by_key[key]: missing[by_key[key]] for key in theirs if key not in landed}
+        if failed:
+            found.update(self._match(target, failed, await load(list(failed.values()))))
+        return found
+
+    async def _load_and_store(
+        self,
+        kind: Kind,
+        target: type[Any],
+        wanted: dict[str, Any],
+        lookup: _Lookup,
+        load: Loader,
+    ) -> tuple[dict[str, Any], dict[str, bytes | None]]:
+        """Load ``wanted`` from the store; store it stamped with generations read before."""
+        codec = codec_for(target)
+        ttl = self._ttl_of(target)
+        generations = await self._generations(target, wanted, lookup)
+        found = self._match(target, wanted, await load(list(wanted.values())))
+        encoded = {t: None if v is ABSENT else codec.dump(v) for t, v in found.items()}
+        if generations is not None:
+            schema = codec.schema_version
+            entries = {
+                self.keys.entry(kind, target, schema, wanted[t]): encode_entry(generations[t], p)
+                for t, p in encoded.items()
+                if p is not None or self._cache_absent
+            }
+            await self.cache.call("set_many", lambda s: s.set_many(entries, ttl), target)
+        return found, encoded
+
+    async def _generations(
+        self, target: type[Any], wanted: Mapping[str, Any], lookup: _Lookup
+    ) -> dict[str, bytes] | None:
+        """The generation of each wanted id, creating those that do not exist yet."""
+        known = {t: g for t in wanted if (g := lookup.generations.get(t)) is not None}
+        absent = [token for token in wanted if token not in known]
+        if not absent:
+            return known
+        fresh = {self.keys.generation(target, wanted[token]): new_generation() for token in absent}
+        ttl = generation_ttl(self._ttl_of(target))
+        held = await self.cache.call(
+            "get_or_set_many", lambda s: s.get_or_set_many(fresh, ttl), target
+        )
+        if held is UNAVAILABLE:
+            return None
+        known.update(zip(absent, held, strict=True))
+        return known
+
+    def _match(
+        self, target: type[Any], wanted: Mapping[str, Any], items: Sequence[Any]
+    ) -> dict[str, Any]:
+        """Map the store's items back to the ids asked for; ids it did not return are ABSENT."""
+        found: dict[str, Any] = dict.fromkeys(wanted, ABSENT)
+        for item in items:
+            item_id = self._id_of(item)
+            token = None if item_id is _NO_ID else id_token(item_id)
+            if token is None or token not in wanted:
+                self._unmatched.add(target)
+                logger.warning(
+                    "Not caching %s: item id %r is not among the ids asked for; "
+                    "pass id_of= to the caching dispatcher to say where its id is.",
+                    target.__qualname__,
+                    None if item_id is _NO_ID else item_id,
+                )
+                raise _Unmatched(target.__qualname__)
+            found[token] = item
+        return found

@@ -1,0 +1,244 @@
+"""CachingPersistenceDispatcher: read-through cache, after-commit invalidation, any dispatcher.
+
+It wraps an ``IPersistenceDispatcher`` and behaves like it from the caller's side (same
+methods, same arguments, same return types), following the product spec's table:
+
+* ``apply`` writes through the inner dispatcher, then invalidates the entity's (type, id):
+  through the unit's after-commit callbacks when a unit of work is passed (a unit that rolls
+  back invalidates nothing), or right after the call when ``uow`` is ``None`` (the inner
+  dispatcher then opened and committed its own unit before returning).
+* ``fetch_domain`` and ``fetch`` by a list of ids read through the cache: one ``MGET`` for all
+  ids; misses go to the inner dispatcher in one call and are stored.
+* ``fetch`` by specification or ``QueryOptions`` is not cached: it goes straight through.
+
+What is never cached. A unit of work that has written (``uow.has_written``) bypasses the cache
+entirely: its reads see its own uncommitted writes, which must never reach the cache, and
+cached state must not hide them. A unit that has not written may be *answered* from the cache
+(entries hold committed state), but what it reads from the database is not *stored*: its
+transaction's snapshot may be older than the last invalidation, so its reads could put back a
+value a writer has just invalidated. Only reads with ``uow=None`` (a fresh unit opened by the
+inner dispatcher) or with a read-only unit (no transaction, reads the latest committed state)
+fill the cache.
+
+Stale reads. Entries are stamped with the per-id generation current before the database read
+and served only while the generation is unchanged; invalidation replaces the generation. A
+reader that loaded an old value and stores it after a writer's invalidation therefore stores an
+entry no one will be served. The full argument is in :mod:`cqrs_mongo.cache.read_through`.
+
+Outages. Every cache call is bounded (socket timeouts, plus an overall timeout) and guarded by a
+circuit breaker: after a failure the cache is skipped for ``breaker_cooldown`` seconds, then
+one call probes it. Reads then go to the inner dispatcher; invalidations that could not be
+written are retried before the cache is read again. An outage is logged once when it begins
+and once when it ends, emitted as ``cache.outage`` / ``cache.recovered`` hook events and
+counted in :attr:`CachingPersistenceDispatcher.stats`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence, Set
+from typing import Any, TypeVar
+
+from cqrs_mongo.cache.circuit_breaker import CircuitBreaker
+from cqrs_mongo.cache.keys import CacheKeys, Kind
+from cqrs_mongo.cache.ports import ICacheService
+from cqrs_mongo.cache.read_through import IdOf, ReadThroughCache, default_id_of
+from cqrs_mongo.cache.resilient_cache import CacheStats, ResilientCache
+from cqrs_mongo.persistence.dispatcher import IPersistenceDispatcher
+from cqrs_mongo.persistence.hooks import Hooks
+from cqrs_mongo.persistence.search_result import SearchResult
+
+T = TypeVar("T")
+
+DEFAULT_TTL = 300.0
+
+
+class CachingPersistenceDispatcher:
+    """Adds a read-through cache with after-commit invalidation to any dispatcher.
+
+    Args:
+        inner: the dispatcher that talks to the database.
+        cache_service: where entries live (``RedisCacheService``, ``InMemoryCacheService``).
+        default_ttl: seconds an entry lives; ``None`` for no expiry.
+        ttls: per-type overrides of ``default_ttl``; ``0`` turns caching off for a type.
+        invalidates: extra types whose entries with the same id a write of a type invalidates
+            (e.g. ``{Order: [OrderSummary]}`` when the summary shares the order's id).
+        namespace: the first part of every key, to keep applications apart.
+        cache_absent: remember ids the database does not have (until a write of that id).
+        id_of: reads an item's id (default: its ``id`` attribute); an item whose id cannot be
+            mapped back to the ids asked for makes its type uncached, with a warning.
+        cache_timeout: upper bound, in seconds, of any single cache call.
+        breaker_cooldown: seconds the cache is skipped after a failure before a probe.
+        hooks: receives ``cache.read`` spans and outage events.
+
+    Example:
+        >>> from cqrs_mongo.cache import InMemoryCacheService
+        >>> def make(inner: IPersistenceDispatcher) -> CachingPersistenceDispatcher:
+        ...     return CachingPersistenceDispatcher(
+        ...         inner=inner, cache_service=InMemoryCacheService(), default_ttl=300
+        ...     )
+    """
+
+    def __init__(
+        self,
+        inner: IPersistenceDispatcher,
+        cache_service: ICacheService,
+        default_ttl: float | None = DEFAULT_TTL,
+        *,
+        ttls: Mapping[type[Any], float | None] | None = None,
+        invalidates: Mapping[type[Any], Sequence[type[Any]]] | None = None,
+        namespace: str = "cqrs",
+        cache_absent: bool = True,
+        id_of: IdOf = default_id_of,
+        cache_timeout: float = 1.0,
+        breaker_cooldown: float = 5.0,
+        hooks: Hooks | None = None,
+    ) -> None:
+        for name, ttl in [
+            ("default_ttl", default_ttl),
+            *((t.__qualname__, v) for t, v in (ttls or {}).items()),
+        ]:
+            if ttl is not None and ttl < 0:
+                raise ValueError(f"TTL for {name} must be >= 0 seconds or None, got {ttl!r}.")
+        self.inner = inner
+        self.default_ttl = default_ttl
+        self.hooks = hooks if hooks is not None else Hooks()
+        self._ttls = dict(ttls or {})
+        self._invalidates = {k: tuple(v) for k, v in (invalidates or {}).items()}
+        breaker = CircuitBreaker(cooldown=breaker_cooldown)
+        self.cache = ResilientCache(
+            cache_service, timeout=cache_timeout, breaker=breaker, hooks=self.hooks
+        )
+        self._reads = ReadThroughCache(
+            self.cache, CacheKeys(namespace), self.ttl_of, cache_absent=cache_absent, id_of=id_of
+        )
+
+    @property
+    def stats(self) -> CacheStats:
+        """Hit, miss, bypass, failure and outage counters, for metrics."""
+        return self.cache.stats
+
+    def ttl_of(self, target: type[Any]) -> float | None:
+        """Seconds entries of ``target`` live (``0``: not cached; ``None``: no expiry)."""
+        return self._ttls.get(target, self.default_ttl)
+
+    # --- command side ----------------------------------------------------------------------
+
+    async def apply(self, entity: Any, uow: Any = None, events: list[Any] | None = None) -> Any:
+        """Persist ``entity`` through the inner dispatcher and invalidate its cache entries.
+
+        Invalidation happens after ``uow`` commits (never if it rolls back), or at once when
+        ``uow`` is ``None``, since the inner dispatcher committed its own unit before returning.
+
+        Raises:
+            Exception: whatever the inner dispatcher raises (nothing is invalidated then).
+        """
+        entity_id = await self.inner.apply(entity, uow=uow, events=events)
+        ids = _distinct([entity_id, getattr(entity, "id", None)])
+        targets = (type(entity), *self._invalidates.get(type(entity), ()))
+
+        async def invalidate() -> None:
+            await self._reads.invalidate(targets, ids)
+
+        on_commit = getattr(uow, "on_commit", None)
+        if uow is not None and callable(on_commit):
+            on_commit(invalidate)
+        else:
+            await invalidate()
+        return entity_id
+
+    async def invalidate(self, target: type[Any], ids: Sequence[Any]) -> None:
+        """Make every cached entry of ``target`` with these ids unservable.
+
+        For writers that do not go through :meth:`apply`, such as projection workers: call it
+        after their own commit. Never raises; an invalidation the cache cannot take now is
+        retried, and reads bypass the cache until it succeeds.
+        """
+        await self._reads.invalidate((target,), list(ids))
+
+    async def fetch_domain(
+        self, entity_type: type[T], ids: Sequence[Any], uow: Any = None
+    ) -> list[T]:
+        """Load aggregates by id, from the cache where it may answer, in the order asked.
+
+        Raises:
+            Exception: whatever the inner dispatcher raises (e.g. for a single string id).
+        """
+        if not _is_id_list(ids):
+            return await self.inner.fetch_domain(entity_type, ids, uow=uow)
+
+        async def load(wanted: list[Any]) -> Sequence[Any]:
+            return await self.inner.fetch_domain(entity_type, wanted, uow=uow)
+
+        return await self._read("domain", entity_type, list(ids), uow, load)
+
+    # --- query side ------------------------------------------------------------------------
+
+    async def fetch(self, result_type: type[T], criteria: Any, uow: Any = None) -> SearchResult[T]:
+        """Read models by ids (cached) or by specification / ``QueryOptions`` (passed through).
+
+        As with the inner dispatcher, nothing runs until the result is awaited or streamed;
+        streaming reads the ids through the cache a batch at a time.
+
+        Raises:
+            Exception: whatever the inner dispatcher raises for criteria it refuses.
+        """
+        if not _is_id_list(criteria):
+            return await self.inner.fetch(result_type, criteria, uow=uow)
+        ids = list(criteria)
+
+        async def load_ids(wanted: list[Any]) -> Sequence[Any]:
+            return await (await self.inner.fetch(result_type, wanted, uow=uow))
+
+        async def load() -> list[T]:
+            return await self._read("query", result_type, ids, uow, load_ids)
+
+        async def stream(batch_size: int) -> AsyncIterator[T]:
+            for start in range(0, len(ids), batch_size):
+                chunk = ids[start : start + batch_size]
+                for item in await self._read("query", result_type, chunk, uow, load_ids):
+                    yield item
+
+        async def count() -> int:
+            return len(await load())
+
+        return SearchResult(load, stream=stream, count=count)
+
+    # --- internals -------------------------------------------------------------------------
+
+    async def _read(
+        self,
+        kind: Kind,
+        target: type[Any],
+        ids: list[Any],
+        uow: Any,
+        load: Callable[[list[Any]], Any],
+    ) -> list[Any]:
+        if not ids or self.ttl_of(target) == 0:
+            return list(await load(ids))
+        if uow is not None and (getattr(uow, "has_written", False) or not _is_open(uow)):
+            self.cache.stats.bypassed += 1
+            return list(await load(ids))
+        fill = uow is None or bool(getattr(uow, "read_only", False))
+        async with self.hooks.span("cache.read", target, ids, detail={"kind": kind}) as detail:
+            items, hits = await self._reads.read(kind, target, ids, load, fill=fill)
+            detail.update(hits=hits, misses=len(set(map(repr, ids))) - hits)
+            return items
+
+
+def _is_id_list(criteria: Any) -> bool:
+    """Whether ``criteria`` is ids (a list, tuple or set), as opposed to a query or a str."""
+    if isinstance(criteria, (str, bytes)):
+        return False
+    return isinstance(criteria, (Sequence, Set))
+
+
+def _is_open(uow: Any) -> bool:
+    return bool(getattr(uow, "is_active", True))
+
+
+def _distinct(ids: Sequence[Any]) -> list[Any]:
+    seen: list[Any] = []
+    for entity_id in ids:
+        if entity_id is not None and entity_id not in seen:
+            seen.append(entity_id)
+    return seen
