@@ -31,7 +31,7 @@ STREAM_VERSION_INDEX = IndexModel(
 
 # Asked of the server as the cursor's batch size so that loading many streams is one round
 # trip up to the server's 16 MiB batch cap, instead of a getMore per 101 documents.
-READ_BATCH_SIZE = 10_000
+READ_BATCH_SIZE = 100_000
 
 
 def event_to_document(event: StoredEvent) -> dict[str, Any]:

@@ -85,8 +85,12 @@ class MongoSnapshotStore:
         """The snapshot of each of ``stream_ids`` that has one, in one query."""
         if not stream_ids:
             return {}
+        # One more than can match: a batch that is exactly full leaves the cursor open and
+        # costs a getMore to learn that nothing follows.
         cursor = self.collection.find(
-            {"_id": {"$in": list(stream_ids)}}, session=_session(uow), batch_size=len(stream_ids)
+            {"_id": {"$in": list(stream_ids)}},
+            session=_session(uow),
+            batch_size=len(stream_ids) + 1,
         )
         snapshots = [snapshot_from_document(doc) for doc in await driver.to_list(cursor)]
         return {snapshot.stream_id: snapshot for snapshot in snapshots}
