@@ -121,7 +121,7 @@ class ReadThroughCache:
     async def read(
         self, kind: Kind, target: type[Any], ids: Sequence[Any], load: Loader, *, fill: bool
     ) -> tuple[list[Any], int]:
-        """The items for ``ids`` in the order asked (missing ids skipped), and the hit count.
+        """The items for ``ids`` in the order asked (missing and repeated ids skipped), and hits.
 
         Args:
             kind: ``domain`` or ``query``.
@@ -152,7 +152,8 @@ class ReadThroughCache:
         hits = len(wanted) - len(missing)
         self.cache.stats.hits += hits
         self.cache.stats.misses += len(missing)
-        ordered = (lookup.found.get(id_token(entity_id), ABSENT) for entity_id in ids)
+        # Duplicate ids collapse to their first occurrence, as the Mongo handlers do.
+        ordered = (lookup.found.get(token, ABSENT) for token in wanted)
         return [item for item in ordered if item is not ABSENT], hits
 
     async def invalidate(self, targets: Iterable[type[Any]], ids: Sequence[Any]) -> None:

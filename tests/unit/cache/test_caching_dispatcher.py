@@ -45,7 +45,7 @@ async def test_a_warm_read_of_many_ids_is_one_cache_read_and_no_database_read(
 
     found = await cached.fetch_domain(Order, ["o7", "ghost", "o3", "o19", "o7"])
 
-    assert [o.id for o in found] == ["o7", "o3", "o19", "o7"]
+    assert [o.id for o in found] == ["o7", "o3", "o19"]
     assert world.probe.reads == reads
     assert cache.calls == ["get_many"]
 
