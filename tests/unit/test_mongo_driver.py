@@ -1,0 +1,144 @@
+"""The driver seam without a server: capability detection, mongomock codecs and bulk writes."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from mongomock_motor import AsyncMongoMockClient
+from pymongo import DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
+
+from cqrs_mongo.errors import ConfigurationError, TransactionsUnsupportedError
+from cqrs_mongo.mongo import MongoUnitOfWorkFactory, bulk_write
+from cqrs_mongo.mongo.driver import capabilities, driver_kind, get_database
+
+
+class FakeAdmin:
+    def __init__(self, reply: dict[str, Any]) -> None:
+        self.reply = reply
+        self.calls = 0
+
+    async def command(self, name: str) -> dict[str, Any]:
+        assert name == "hello"
+        self.calls += 1
+        await asyncio.sleep(0)
+        return self.reply
+
+
+class FakeClient:
+    """Looks like a pymongo async client to the capability probe."""
+
+    def __init__(self, reply: dict[str, Any]) -> None:
+        self.admin = FakeAdmin(reply)
+
+
+SESSIONS = {"logicalSessionTimeoutMinutes": 30}
+
+
+@pytest.mark.parametrize(
+    ("reply", "transactions", "topology"),
+    [
+        ({**SESSIONS, "setName": "rs0"}, True, "replica_set"),
+        ({**SESSIONS, "msg": "isdbgrid"}, True, "sharded"),
+        ({**SESSIONS}, False, "standalone"),
+        ({"setName": "rs0"}, False, "replica_set"),
+    ],
+)
+async def test_capabilities_come_from_hello(
+    reply: dict[str, Any], transactions: bool, topology: str
+) -> None:
+    found = await capabilities(FakeClient(reply))
+    assert (found.transactions, found.topology) == (transactions, topology)
+
+
+async def test_concurrent_first_units_share_one_hello() -> None:
+    client = FakeClient({**SESSIONS, "setName": "rs0"})
+    results = await asyncio.gather(*(capabilities(client) for _ in range(10)))
+    await capabilities(client)
+    assert client.admin.calls == 1
+    assert all(result.transactions for result in results)
+
+
+def test_driver_kinds_are_told_apart() -> None:
+    from motor.motor_asyncio import AsyncIOMotorClient
+    from pymongo import AsyncMongoClient
+
+    assert driver_kind(AsyncMongoMockClient()) == "mongomock"
+    assert driver_kind(AsyncIOMotorClient("mongodb://127.0.0.1:1", connect=False)) == "motor"
+    assert driver_kind(AsyncMongoClient("mongodb://127.0.0.1:1", connect=False)) == "pymongo"
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+async def test_mongomock_database_stores_and_returns_the_package_types() -> None:
+    database = get_database(AsyncMongoMockClient(), "db")
+    key = uuid.uuid4()
+    local = datetime(2024, 1, 1, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    await database["c"].insert_one(
+        {"_id": key, "at": local, "prices": [Decimal("1.5"), {"x": Decimal("2")}], "c": Colour.RED}
+    )
+    stored = await database["c"].find_one({"_id": key})
+    assert stored == {
+        "_id": key,
+        "at": datetime(2024, 1, 1, 12, 0, 0, 123000, tzinfo=UTC),
+        "prices": [Decimal("1.5"), {"x": Decimal("2")}],
+        "c": "red",
+    }
+    assert await database["c"].count_documents({"prices": Decimal("1.5")}) == 1
+
+
+async def test_mongomock_native_bulk_write_is_broken_and_refused() -> None:
+    client = AsyncMongoMockClient()
+    operations = [InsertOne({"_id": 1, "n": 1}), UpdateOne({"_id": 1}, {"$inc": {"n": 1}})]
+    with pytest.raises(TypeError):  # the reason the seam never calls it
+        await client["raw"]["c"].bulk_write(operations)
+    with pytest.raises(ConfigurationError):
+        await get_database(client, "db")["c"].bulk_write(operations)
+
+
+async def test_bulk_write_on_mongomock_falls_back_to_single_calls() -> None:
+    collection = get_database(AsyncMongoMockClient(), "db")["c"]
+    await collection.insert_many([{"_id": 10, "n": 0}, {"_id": 11, "n": 0}])
+    outcome = await bulk_write(
+        collection,
+        [
+            InsertOne({"_id": 1, "n": 1}),
+            UpdateOne({"_id": 1}, {"$inc": {"n": 1}}),
+            ReplaceOne({"_id": 2}, {"n": 7}, upsert=True),
+            UpdateMany({"_id": {"$gte": 10}}, {"$set": {"n": 5}}),
+            DeleteOne({"_id": 11}),
+        ],
+        session=None,
+    )
+    assert outcome.fallback
+    assert (outcome.inserted, outcome.matched, outcome.modified) == (1, 3, 3)
+    assert (outcome.upserted, outcome.deleted) == (1, 1)
+    stored = await collection.find({}).sort("_id").to_list(None)
+    assert stored == [{"_id": 1, "n": 2}, {"_id": 2, "n": 7}, {"_id": 10, "n": 5}]
+
+
+async def test_mongomock_unit_has_no_session_and_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    factory = MongoUnitOfWorkFactory(AsyncMongoMockClient(), "db")
+    with caplog.at_level(logging.WARNING, logger="cqrs_mongo.mongo.unit_of_work"):
+        for _ in range(3):
+            async with factory() as uow:
+                assert (uow.session, uow.in_transaction) == (None, False)
+    warnings = [r for r in caplog.records if "no multi-document transactions" in r.message]
+    assert len(warnings) == 1
+
+
+async def test_require_transactions_refuses_mongomock() -> None:
+    factory = MongoUnitOfWorkFactory(AsyncMongoMockClient(), "db", require_transactions=True)
+    uow = factory()
+    with pytest.raises(TransactionsUnsupportedError, match="mongomock"):
+        await uow.begin()
