@@ -15,6 +15,7 @@ commits with a two-phase commit; that is correct, only slower.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
@@ -32,8 +33,9 @@ from cqrs_mongo.mongo.snapshot_store import DEFAULT_SNAPSHOTS_COLLECTION, MongoS
 A = TypeVar("A", bound=AggregateRoot[Any])
 ID = TypeVar("ID")
 
-# client -> {(database name, events collection)} whose unique index this process has ensured.
-_indexed: weakref.WeakKeyDictionary[Any, set[tuple[str, str]]] = weakref.WeakKeyDictionary()
+# id(client) -> {(database name, events collection)} whose unique index this process ensured.
+# Keyed by identity: pymongo clients compare equal by address, mongomock clients by host.
+_indexed: dict[int, set[tuple[str, str]]] = {}
 
 
 class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
@@ -99,19 +101,34 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
         await self._ensure_indexes_once(uow)
         return await super().persist(entity, uow, events=events)
 
+    async def retrieve(self, ids: Sequence[ID], uow: Any) -> list[A]:
+        """Load aggregates in ``uow``, as the base class describes.
+
+        Raises:
+            ConfigurationError: ``uow`` is not a Mongo unit of work.
+            UnknownEventTypeError: a stream holds an event type nobody registered.
+        """
+        await self._ensure_indexes_once(uow)
+        return await super().retrieve(ids, uow)
+
     async def _ensure_indexes_once(self, uow: Any) -> None:
+        # Done before this repository's first query in the unit, outside its session: an
+        # index build cannot run inside a transaction, and one that waits for a transaction
+        # already holding the collection would wait for this very unit. Calling
+        # ensure_indexes at start-up avoids the question altogether.
         database = _database(self, uow)
         client = getattr(uow, "client", None)
         key = (str(getattr(database, "name", "")), self.events_collection)
-        try:
-            done = _indexed.setdefault(client, set()) if client is not None else set()
-        except TypeError:  # a client that cannot be weakly referenced: ensure every time
-            done = set()
-        if key in done:
+        done = _indexed.get(id(client)) if client is not None else None
+        if done is not None and key in done:
             return
-        # No session: index builds cannot run inside a multi-document transaction.
         await self.ensure_indexes(database)
-        done.add(key)
+        if client is not None:
+            if done is None:
+                done = _indexed[id(client)] = set()
+                with contextlib.suppress(TypeError):  # a client without weak references
+                    weakref.finalize(client, _indexed.pop, id(client), None)
+            done.add(key)
 
 
 def _database(repository: Any, uow: Any) -> Any:
