@@ -132,7 +132,7 @@ def _literal(value: Any) -> Any:
 
 
 def emit_eq(operator: Operator, value: Any) -> Any:
-    """``=``: ``{field: value}`` for scalars, ``{field: {"$eq": value}}`` for lists and documents.
+    """``=`` -> ``{field: value}`` for scalars, ``{field: {"$eq": value}}`` for lists and documents.
 
     ``$eq`` keeps a document such as ``{"$ne": null}`` a literal value.
     """

@@ -25,7 +25,8 @@ def specification_from_dict(
             ``{"or": [...]}``, ``{"not": {...}}``.
         allowed_fields: field paths the data may name; a path equal to or below one of them
             is allowed (``"address.city"`` under ``"address"``). ``None`` allows any valid path.
-            Fields inside ``elem_match`` are checked as ``"<array field>.<field>"``.
+            Fields inside ``elem_match`` are checked as ``"<array field>.<field>"``, and the
+            array field itself is allowed when some allowed path lies below it.
 
     Raises:
         InvalidSpecificationError: malformed data, or a field outside ``allowed_fields``.
@@ -71,14 +72,19 @@ def _condition(
             f"Field name must be a string, got {type(field).__name__} {field!r}."
         )
     full = f"{prefix}{field}"
-    if allowed is not None and not _is_allowed(full, allowed):
+    elem_match = operator is Operator.ELEM_MATCH
+    if allowed is not None and not _is_allowed(full, allowed, elem_match):
         raise InvalidSpecificationError(f"Field {full!r} is not one of the fields allowed here.")
     value = data.get("value")
-    if operator is Operator.ELEM_MATCH:
+    if elem_match:
         value = _parse(value, allowed, f"{full}.", depth + 1)
     return Condition(field, operator, value)
 
 
-def _is_allowed(path: str, allowed: frozenset[str]) -> bool:
+def _is_allowed(path: str, allowed: frozenset[str], elem_match: bool) -> bool:
+    # An elem_match array may also be named through its element fields ("lines.sku"),
+    # which are then checked one by one.
+    if elem_match and any(name.startswith(f"{path}.") for name in allowed):
+        return True
     segments = path.split(".")
     return any(".".join(segments[:n]) in allowed for n in range(1, len(segments) + 1))
