@@ -275,7 +275,8 @@ class CompiledQuery:
         sort: ``(field, 1 | -1)`` pairs, always ending with ``_id``.
         skip: rows to skip (always 0 with a cursor).
         limit: page size, or ``None`` for all rows.
-        projection: ``{field: 1}`` for selected fields, or ``None`` for whole documents.
+        projection: ``{field: 1}`` for selected fields and the sort fields (so a cursor
+            can be encoded from any returned row), or ``None`` for whole documents.
         count_filter: the specification filter alone, for counting every match of a
             keyset-paged query (``None``: same as ``filter``).
     """
@@ -345,13 +346,34 @@ def compile_query(options: QueryOptions) -> CompiledQuery:
     options = QueryOptions.coerce(options)
     spec_filter = compile_filter(options.specification)
     ordering = effective_ordering(options)
-    sort = [(field, direction) for field, direction in ordering]
-    projection = dict.fromkeys(options.fields, 1) if options.fields else None
+    sort = [(validate_field_path(field), direction) for field, direction in ordering]
+    projection = _projection(options.fields, ordering)
     if options.cursor is None:
         return CompiledQuery(spec_filter, sort, options.offset, options.limit, projection)
     after = keyset_filter(ordering, decode_cursor(options.cursor, options))
     combined = merge_clauses([spec_filter, after])
     return CompiledQuery(combined, sort, 0, options.limit, projection, count_filter=spec_filter)
+
+
+def _projection(
+    fields: tuple[str, ...] | None, ordering: Iterable[tuple[str, int]]
+) -> dict[str, int] | None:
+    """``{field: 1}`` per selected field plus the sort fields, which cursors are encoded from.
+
+    A sort field overlapping a selected path (``a`` and ``a.b``) is left out: the server
+    refuses overlapping projection paths, and the selected one already carries the value.
+    """
+    if not fields:
+        return None
+    selected = [validate_field_path(name) for name in fields]
+    for name, _ in ordering:
+        if not any(_overlaps(name, other) for other in selected):
+            selected.append(name)
+    return dict.fromkeys(selected, 1)
+
+
+def _overlaps(left: str, right: str) -> bool:
+    return left == right or left.startswith(f"{right}.") or right.startswith(f"{left}.")
 
 
 __all__ = [

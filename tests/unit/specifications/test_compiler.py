@@ -144,21 +144,21 @@ def test_compile_query_orders_paginates_and_projects() -> None:
         sort=[("created_at", -1), ("name", 1), ("_id", 1)],
         skip=20,
         limit=10,
-        projection={"name": 1, "total": 1},
+        projection={"name": 1, "total": 1, "created_at": 1, "_id": 1},
     )
     assert query.find_kwargs() == {
         "filter": {"status": "open"},
         "sort": [("created_at", -1), ("name", 1), ("_id", 1)],
         "skip": 20,
         "limit": 10,
-        "projection": {"name": 1, "total": 1},
+        "projection": {"name": 1, "total": 1, "created_at": 1, "_id": 1},
     }
     assert query.pipeline() == [
         {"$match": {"status": "open"}},
         {"$sort": {"created_at": -1, "name": 1, "_id": 1}},
         {"$skip": 20},
         {"$limit": 10},
-        {"$project": {"name": 1, "total": 1}},
+        {"$project": {"name": 1, "total": 1, "created_at": 1, "_id": 1}},
     ]
     assert query.pipeline(with_total=True) == [
         {"$match": {"status": "open"}},
@@ -168,12 +168,18 @@ def test_compile_query_orders_paginates_and_projects() -> None:
                     {"$sort": {"created_at": -1, "name": 1, "_id": 1}},
                     {"$skip": 20},
                     {"$limit": 10},
-                    {"$project": {"name": 1, "total": 1}},
+                    {"$project": {"name": 1, "total": 1, "created_at": 1, "_id": 1}},
                 ],
                 "total": [{"$count": "n"}],
             }
         },
     ]
+
+
+def test_projection_keeps_sort_fields_without_overlapping_paths() -> None:
+    options = QueryOptions().with_fields("address", "name").with_ordering("address.city", "-at")
+
+    assert compile_query(options).projection == {"address": 1, "name": 1, "at": 1, "_id": 1}
 
 
 def test_a_given_id_ordering_is_kept_and_a_bare_specification_is_accepted() -> None:
