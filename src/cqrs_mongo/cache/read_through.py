@@ -120,8 +120,8 @@ class ReadThroughCache:
 
     async def read(
         self, kind: Kind, target: type[Any], ids: Sequence[Any], load: Loader, *, fill: bool
-    ) -> tuple[list[Any], int]:
-        """The items for ``ids`` in the order asked (missing and repeated ids skipped), and hits.
+    ) -> tuple[list[Any], int, int]:
+        """The items for ``ids`` in the order asked (missing, repeated ids skipped), hits, misses.
 
         Args:
             kind: ``domain`` or ``query``.
@@ -135,10 +135,10 @@ class ReadThroughCache:
         """
         wanted = {id_token(entity_id): entity_id for entity_id in ids}
         if target in self._unmatched or not await self._flush_pending():
-            return list(await load(list(ids))), 0
+            return list(await load(list(ids))), 0, len(wanted)
         lookup = await self._lookup(kind, target, wanted)
         if lookup is None:
-            return list(await load(list(ids))), 0
+            return list(await load(list(ids))), 0, len(wanted)
         missing = {token: wanted[token] for token in wanted if token not in lookup.found}
         try:
             if missing and fill:
@@ -148,13 +148,13 @@ class ReadThroughCache:
                     self._match(target, missing, await load(list(missing.values())))
                 )
         except _Unmatched:
-            return list(await load(list(ids))), 0
+            return list(await load(list(ids))), 0, len(wanted)
         hits = len(wanted) - len(missing)
         self.cache.stats.hits += hits
         self.cache.stats.misses += len(missing)
         # Duplicate ids collapse to their first occurrence, as the Mongo handlers do.
         ordered = (lookup.found.get(token, ABSENT) for token in wanted)
-        return [item for item in ordered if item is not ABSENT], hits
+        return [item for item in ordered if item is not ABSENT], hits, len(missing)
 
     async def invalidate(self, targets: Iterable[type[Any]], ids: Sequence[Any]) -> None:
         """Give each (type, id) a new generation, so no entry read before now is served again.

@@ -220,8 +220,8 @@ class CachingPersistenceDispatcher:
             return list(await load(ids))
         fill = uow is None or bool(getattr(uow, "read_only", False))
         async with self.hooks.span("cache.read", target, ids, detail={"kind": kind}) as detail:
-            items, hits = await self._reads.read(kind, target, ids, load, fill=fill)
-            detail.update(hits=hits, misses=len(set(map(repr, ids))) - hits)
+            items, hits, misses = await self._reads.read(kind, target, ids, load, fill=fill)
+            detail.update(hits=hits, misses=misses)
             return items
 
 

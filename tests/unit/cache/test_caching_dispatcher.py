@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
+import fakeredis
 import pytest
 from caching_doubles import CountingCache, FakeClock, Order, OrderView, World
 
-from cqrs_mongo import HookEvent, Hooks, InvalidSpecificationError, SpecificationBuilder
-from cqrs_mongo.cache import InMemoryCacheService
+from cqrs_mongo import (
+    HookEvent,
+    Hooks,
+    InvalidSpecificationError,
+    IPersistenceDispatcher,
+    SpecificationBuilder,
+)
+from cqrs_mongo.cache import InMemoryCacheService, RedisCacheService
 from cqrs_mongo.persistence.caching_dispatcher import CachingPersistenceDispatcher
 
 
@@ -21,9 +28,11 @@ def world() -> World:
     return World()
 
 
-@pytest.fixture
-def cache() -> CountingCache:
-    return CountingCache()
+@pytest.fixture(params=["memory", "fakeredis"])
+def cache(request: pytest.FixtureRequest) -> CountingCache:
+    if request.param == "memory":
+        return CountingCache(InMemoryCacheService())
+    return CountingCache(RedisCacheService(fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())))
 
 
 @pytest.fixture
@@ -425,3 +434,25 @@ def test_negative_ttls_are_refused(world: World) -> None:
         CachingPersistenceDispatcher(
             inner=world.dispatcher, cache_service=InMemoryCacheService(), ttls={Order: -1}
         )
+
+
+async def test_the_seed_example_runs_and_the_wrapper_is_a_dispatcher(world: World) -> None:
+    dispatcher: IPersistenceDispatcher = world.dispatcher
+    cached_dispatcher: IPersistenceDispatcher = CachingPersistenceDispatcher(
+        inner=dispatcher,
+        cache_service=InMemoryCacheService(),
+        default_ttl=300,  # 5 minutes
+    )
+    await world.seed_orders("order_1")
+    await world.save_view(OrderView(id="order_1", status="new"))
+
+    async with world.uow_factory() as uow:
+        orders = await cached_dispatcher.fetch_domain(Order, ["order_1"], uow=uow)
+        result = await cached_dispatcher.fetch(OrderView, ["order_1"], uow=uow)
+        views = await result
+        orders[0].status = "submitted"
+        await cached_dispatcher.apply(orders[0], uow=uow)  # Invalidates order cache
+
+    assert [v.id for v in views] == ["order_1"]
+    (order,) = await cached_dispatcher.fetch_domain(Order, ["order_1"])
+    assert (order.status, order.version) == ("submitted", 2)
