@@ -18,7 +18,7 @@ import sys
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from bson import ObjectId
 from pymongo import AsyncMongoClient, DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany
@@ -99,8 +99,46 @@ class Capabilities:
     topology: str
 
 
-_capabilities: weakref.WeakKeyDictionary[Any, Capabilities] = weakref.WeakKeyDictionary()
-_probes: weakref.WeakKeyDictionary[Any, asyncio.Future[Capabilities]] = weakref.WeakKeyDictionary()
+V = TypeVar("V")
+
+
+class _PerClient(Generic[V]):
+    """Values kept per client object, by identity.
+
+    Clients compare equal when they point at the same hosts, so a ``WeakKeyDictionary`` would
+    mix up two clients; this keys by ``id`` and forgets an entry when its client is collected.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[int, tuple[Any, V]] = {}
+
+    def get(self, client: Any) -> V | None:
+        entry = self._items.get(id(client))
+        return None if entry is None else entry[1]
+
+    def set(self, client: Any, value: V) -> None:
+        key = id(client)
+        try:
+            ref: Any = weakref.ref(client, lambda _: self._items.pop(key, None))
+        except TypeError:  # not weakly referenceable: keep it alive with its entry
+            ref = client
+        self._items[key] = (ref, value)
+
+    def pop(self, client: Any) -> None:
+        self._items.pop(id(client), None)
+
+
+_capabilities: _PerClient[Capabilities] = _PerClient()
+_probes: _PerClient[asyncio.Future[Capabilities]] = _PerClient()
+_warned: _PerClient[bool] = _PerClient()
+
+
+def first_time(client: Any) -> bool:
+    """``True`` the first time it is asked about ``client`` (for once-per-client warnings)."""
+    if _warned.get(client):
+        return False
+    _warned.set(client, True)
+    return True
 
 
 async def capabilities(client: Any) -> Capabilities:
@@ -116,13 +154,13 @@ async def capabilities(client: Any) -> Capabilities:
     probe = _probes.get(client)
     if probe is None:
         probe = asyncio.ensure_future(_probe(client))
-        _probes[client] = probe
+        _probes.set(client, probe)
     try:
         found = await asyncio.shield(probe)
     finally:
         if probe.done():
-            _probes.pop(client, None)
-    _capabilities[client] = found
+            _probes.pop(client)
+    _capabilities.set(client, found)
     return found
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -34,9 +33,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_RETRY_BUDGET_SECONDS = 30.0
-
-# One warning per client that cannot run transactions, not one per unit of work.
-_warned_clients: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 class MongoUnitOfWork(UnitOfWork):
@@ -154,12 +150,9 @@ def commit_error(exc: PyMongoError, attempts: int) -> TransactionError:
 
 
 def _warn_once(client: Any, topology: str) -> None:
-    try:
-        if client in _warned_clients:
-            return
-        _warned_clients.add(client)
-    except TypeError:  # a client type that cannot be weakly referenced: warn every time
-        pass
+    # One warning per client that cannot run transactions, not one per unit of work.
+    if not driver.first_time(client):
+        return
     logger.warning(
         "The %s deployment has no multi-document transactions: writes of a unit of work "
         "apply one by one and cannot be rolled back.",
