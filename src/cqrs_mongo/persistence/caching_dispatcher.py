@@ -35,8 +35,10 @@ counted in :attr:`CachingPersistenceDispatcher.stats`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence, Set
 from typing import Any, TypeVar
+from weakref import WeakSet
 
 from cqrs_mongo.cache.circuit_breaker import CircuitBreaker
 from cqrs_mongo.cache.keys import CacheKeys, Kind
@@ -108,6 +110,8 @@ class CachingPersistenceDispatcher:
         self.cache = ResilientCache(
             cache_service, timeout=cache_timeout, breaker=breaker, hooks=self.hooks
         )
+        # Units this wrapper has written in, for handlers that never call uow.record_write().
+        self._written: WeakSet[Any] = WeakSet()
         self._reads = ReadThroughCache(
             self.cache, CacheKeys(namespace), self.ttl_of, cache_absent=cache_absent, id_of=id_of
         )
@@ -141,6 +145,7 @@ class CachingPersistenceDispatcher:
 
         on_commit = getattr(uow, "on_commit", None)
         if uow is not None and callable(on_commit):
+            self._remember_write(uow)
             on_commit(invalidate)
         else:
             await invalidate()
@@ -215,7 +220,7 @@ class CachingPersistenceDispatcher:
     ) -> list[Any]:
         if not ids or self.ttl_of(target) == 0:
             return list(await load(ids))
-        if uow is not None and (getattr(uow, "has_written", False) or not _is_open(uow)):
+        if uow is not None and (self._has_written(uow) or not _is_open(uow)):
             self.cache.stats.bypassed += 1
             return list(await load(ids))
         fill = uow is None or bool(getattr(uow, "read_only", False))
@@ -223,6 +228,19 @@ class CachingPersistenceDispatcher:
             items, hits, misses = await self._reads.read(kind, target, ids, load, fill=fill)
             detail.update(hits=hits, misses=misses)
             return items
+
+    def _remember_write(self, uow: Any) -> None:
+        # A unit that cannot be weakly referenced relies on its has_written flag alone.
+        with contextlib.suppress(TypeError):
+            self._written.add(uow)
+
+    def _has_written(self, uow: Any) -> bool:
+        if getattr(uow, "has_written", False):
+            return True
+        try:
+            return uow in self._written
+        except TypeError:
+            return False
 
 
 def _is_id_list(criteria: Any) -> bool:

@@ -456,3 +456,19 @@ async def test_the_seed_example_runs_and_the_wrapper_is_a_dispatcher(world: Worl
     assert [v.id for v in views] == ["order_1"]
     (order,) = await cached_dispatcher.fetch_domain(Order, ["order_1"])
     assert (order.status, order.version) == ("submitted", 2)
+
+
+async def test_a_unit_written_by_a_handler_that_does_not_record_writes_still_bypasses(
+    world: World, cached: CachingPersistenceDispatcher
+) -> None:
+    await world.seed_orders("o1")
+    await cached.fetch_domain(Order, ["o1"])
+
+    async with world.uow_factory() as uow:
+        (order,) = await cached.fetch_domain(Order, ["o1"], uow=uow)
+        order.status = "paid"
+        await cached.apply(order, uow=uow)
+        uow.has_written = False  # as if the handler had not called uow.record_write()
+        (mine,) = await cached.fetch_domain(Order, ["o1"], uow=uow)
+
+    assert mine.status == "paid"
