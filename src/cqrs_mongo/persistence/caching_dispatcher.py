@@ -72,6 +72,9 @@ class CachingPersistenceDispatcher:
         breaker_cooldown: seconds the cache is skipped after a failure before a probe.
         hooks: receives ``cache.read`` spans and outage events.
 
+    Raises:
+        ValueError: a TTL is negative, or ``namespace`` is empty or contains ``:``.
+
     Example:
         >>> from cqrs_mongo.cache import InMemoryCacheService
         >>> def make(inner: IPersistenceDispatcher) -> CachingPersistenceDispatcher:
