@@ -303,3 +303,36 @@ async def test_rollback_leaves_no_events_and_no_snapshot(
 
     assert repository.stored_events.streams == {}
     assert repository.stored_snapshots.snapshots == {}
+
+
+class VersionedOrder(Order):
+    snapshot_schema_version: ClassVar[int] = 7
+
+
+class VersionedOrders(InMemoryEventSourcedRepository[VersionedOrder, str]):
+    snapshot_strategy = EveryNEvents(1)
+
+
+async def test_the_aggregates_snapshot_schema_version_wins(
+    uow_factory: InMemoryUnitOfWorkFactory,
+) -> None:
+    repository = VersionedOrders()
+    order = VersionedOrder(id="o-1", customer_id="cust-1")
+    order.add_event(created("o-1"))
+
+    async with uow_factory() as uow:
+        await repository.persist(order, uow)
+
+    assert repository.stored_snapshots.snapshots["o-1"].schema_version == 7
+
+
+async def test_without_a_unit_of_work_pending_events_clear_at_once(
+    repository: OrderRepository,
+) -> None:
+    order = new_order("o-1")
+
+    await repository.persist(order, None)
+
+    assert (order.version, order.pending_events) == (1, ())
+    [reloaded] = await repository.retrieve(["o-1"], None)
+    assert reloaded.status == "created"
