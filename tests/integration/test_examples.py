@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -45,3 +46,24 @@ def test_ecommerce_demo_runs_the_order_scenario() -> None:
     out = run_example("examples.ecommerce")
     assert "applied SubmitOrder(order-1)" in out
     assert "order-1: submitted, total 19.90" in out
+
+
+@pytest.mark.redis
+def test_benchmark_quick_run_measures_every_workload(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    document = json.loads(output.read_text())
+    keys = [workload["key"] for workload in document["workloads"]]
+    assert keys == ["persist", "load_ids", "page", "stream", "es_apply", "es_load", "cached"]
+    for workload in document["workloads"]:
+        assert {"raw", "raw+validate", "cqrs-mongo"} <= set(workload["results"])
+    assert "[es_load] load 100 event-sourced aggregates" in completed.stdout
+    assert set(document["memory"]) == {"raw", "raw+validate", "cqrs-mongo", "beanie"}

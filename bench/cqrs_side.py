@@ -1,0 +1,117 @@
+"""The workloads through cqrs-mongo, written the way its documentation tells a user to."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from bench import dataset
+from bench.models import Cart, CartOpened, Customer, ItemAdded, OrderRow
+from cqrs_mongo import PersistenceDispatcher, PersistenceRegistry
+from cqrs_mongo.cache import RedisCacheService
+from cqrs_mongo.mongo import (
+    MongoReadModelPersistence,
+    MongoRepository,
+    MongoUnitOfWorkFactory,
+)
+from cqrs_mongo.mongo.event_sourced_repository import EventSourcedRepository
+from cqrs_mongo.persistence.caching_dispatcher import CachingPersistenceDispatcher
+
+
+class CustomerRepository(MongoRepository[Customer, str]):
+    entity_type = Customer
+    collection = "customers"
+
+
+class CartRepository(EventSourcedRepository[Cart, str]):
+    events_collection = "events"
+
+
+class OrderRows(MongoReadModelPersistence[OrderRow, str]):
+    dto_type = OrderRow
+    collection = "order_rows"
+    indexes = dataset.ORDER_ROW_INDEXES
+
+
+class CqrsSide:
+    """A dispatcher (and a caching one on Redis) over one client and database."""
+
+    def __init__(self, client: Any, database_name: str, redis_url: str) -> None:
+        self.factory = MongoUnitOfWorkFactory(client, database_name)
+        registry = PersistenceRegistry()
+        registry.register_operation(Customer, CustomerRepository)
+        registry.register_retrieval(Customer, CustomerRepository)
+        registry.register_operation(Cart, CartRepository)
+        registry.register_retrieval(Cart, CartRepository)
+        registry.register_query(OrderRow, OrderRows)
+        registry.register_query_spec(OrderRow, OrderRows)
+        self.dispatcher = PersistenceDispatcher(
+            uow_factories={"default": self.factory}, registry=registry
+        )
+        self.rows = OrderRows()
+        self.cache_service = RedisCacheService.from_url(redis_url)
+        self.cached_dispatcher = CachingPersistenceDispatcher(
+            inner=self.dispatcher,
+            cache_service=self.cache_service,
+            default_ttl=300,
+            namespace=f"bench-{uuid.uuid4().hex[:8]}",
+        )
+        self.ids = dataset.IdSource(f"cqrs-{uuid.uuid4().hex[:6]}")
+
+    async def close(self) -> None:
+        await self.cache_service.aclose()
+
+    # 1. dispatcher.apply of a new aggregate: a unit of work (transaction) opened and committed.
+    async def persist_one(self) -> None:
+        seed = dataset.customer_document(0)
+        fields = {k: v for k, v in seed.items() if k not in ("_id", "version")}
+        await self.dispatcher.apply(Customer(id=self.ids.next(), **fields))
+
+    # 2. dispatcher.fetch_domain: a read-only unit (session, no transaction) and one find.
+    async def load_ids(self, ids: Sequence[str]) -> list[Any]:
+        return await self.dispatcher.fetch_domain(Customer, ids)
+
+    # 3a. the read-side handler's fetch_page: one $facet aggregate, in a read-only unit.
+    async def page(self) -> tuple[list[Any], int]:
+        async with self.factory(read_only=True) as uow:
+            page = await self.rows.fetch_page(dataset.page_options(), uow)
+        return page.items, page.total
+
+    # 3b. the same through the dispatcher: await the SearchResult, then count() it.
+    async def page_via_dispatcher(self) -> tuple[list[Any], int]:
+        result = await self.dispatcher.fetch(OrderRow, dataset.page_options())
+        return await result, await result.count()
+
+    # 4. SearchResult.stream over a server cursor.
+    async def stream(self, rows: int, total_rows: int) -> int:
+        result = await self.dispatcher.fetch(OrderRow, dataset.stream_options(rows, total_rows))
+        count = 0
+        async for _row in result.stream(batch_size=dataset.STREAM_BATCH):
+            count += 1
+        return count
+
+    # 5. a new event-sourced aggregate with 10 events, applied in one unit of work.
+    async def es_apply(self) -> None:
+        cart = Cart(id=self.ids.next())
+        cart.add_event(CartOpened(customer_id="cust-001"))
+        for n in range(dataset.EVENTS_PER_CART - 1):
+            cart.add_event(ItemAdded(sku=f"sku-{n}", quantity=1 + n % 3, price=Decimal("9.99")))
+        await self.dispatcher.apply(cart)
+
+    # 6. dispatcher.fetch_domain of event-sourced aggregates (one event query).
+    async def es_load(self, ids: Sequence[str]) -> list[Any]:
+        return await self.dispatcher.fetch_domain(Cart, ids)
+
+    # 7. the caching dispatcher's fetch by ids, with every entry already cached.
+    async def cached(self, ids: Sequence[str]) -> list[Any]:
+        return await (await self.cached_dispatcher.fetch(OrderRow, ids))
+
+    async def seed_carts(self, ids: Sequence[str]) -> None:
+        for stream_id in ids:
+            cart = Cart(id=stream_id)
+            cart.add_event(CartOpened(customer_id="cust-001"))
+            for n in range(dataset.EVENTS_PER_CART - 1):
+                cart.add_event(ItemAdded(sku=f"sku-{n}", quantity=1, price=Decimal("9.99")))
+            await self.dispatcher.apply(cart)

@@ -1,0 +1,211 @@
+"""The floor: the same workloads written directly on ``pymongo.AsyncMongoClient`` (and redis).
+
+Each workload has two forms. ``raw`` returns what the driver returns (dicts) and builds its
+input as dicts. ``raw+validate`` produces the same objects cqrs-mongo produces: it builds the
+pydantic models on the way in (``model_dump``) and validates them on the way out
+(``model_validate``), so the CPU cqrs-mongo spends above it is the library's own.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.read_concern import ReadConcern
+from pymongo.read_preferences import ReadPreference
+from pymongo.write_concern import WriteConcern
+
+from bench import dataset
+from bench.models import CART_EVENTS, Cart, CartOpened, Customer, ItemAdded, OrderRow
+from cqrs_mongo.domain import DomainEvent, utc_now
+
+# What cqrs-mongo's unit of work uses: snapshot reads, majority commits, primary.
+TRANSACTION_OPTIONS: dict[str, Any] = {
+    "read_concern": ReadConcern("snapshot"),
+    "write_concern": WriteConcern("majority"),
+    "read_preference": ReadPreference.PRIMARY,
+}
+
+
+class RawSide:
+    """Workloads on the bare driver; ``validate`` selects the raw+validate form."""
+
+    def __init__(self, client: Any, database_name: str, redis: Any, validate: bool) -> None:
+        self.client = client
+        self.db = client[database_name]
+        self.redis = redis
+        self.validate = validate
+        self.ids = dataset.IdSource(f"raw{'v' if validate else ''}-{uuid.uuid4().hex[:6]}")
+
+    async def _in_transaction(self, collection: str, documents: list[dict[str, Any]]) -> None:
+        async with self.client.start_session() as session:
+            await session.start_transaction(**TRANSACTION_OPTIONS)
+            try:
+                if len(documents) == 1:
+                    await self.db[collection].insert_one(documents[0], session=session)
+                else:
+                    await self.db[collection].insert_many(documents, session=session)
+            except BaseException:
+                await session.abort_transaction()
+                raise
+            await session.commit_transaction()
+
+    # 1. insert one new aggregate at version 1, in a transaction (insert + commitTransaction).
+    async def persist_one(self) -> None:
+        seed = dataset.customer_document(0)
+        if self.validate:
+            customer = Customer(
+                id=self.ids.next(), **{k: v for k, v in seed.items() if k[0] != "_"}
+            )
+            document = customer.model_dump(mode="python")
+            document["_id"] = document.pop("id")
+        else:
+            document = {**seed, "_id": self.ids.next()}
+        await self._in_transaction("customers", [document])
+
+    # 2. one find with $in on _id.
+    async def load_ids(self, ids: Sequence[str]) -> list[Any]:
+        documents: list[Any] = (
+            await self.db["customers"].find({"_id": {"$in": list(ids)}}).to_list()
+        )
+        if not self.validate:
+            return documents
+        by_id = {}
+        for document in documents:
+            document["id"] = document.pop("_id")
+            by_id[document["id"]] = Customer.model_validate(document)
+        return [by_id[i] for i in ids if i in by_id]
+
+    # 3. one aggregate: $match, then $facet {items: sort/skip/limit, total: $count}.
+    async def page(self) -> tuple[list[Any], int]:
+        page_stages = [{"$sort": {"created_at": -1, "_id": 1}}, {"$limit": dataset.PAGE_SIZE}]
+        pipeline = [
+            {"$match": dataset.page_filter()},
+            {"$facet": {"items": page_stages, "total": [{"$count": "n"}]}},
+        ]
+        cursor = await self.db["order_rows"].aggregate(pipeline)
+        rows = await cursor.to_list()
+        items, totals = rows[0]["items"], rows[0]["total"]
+        total = totals[0]["n"] if totals else 0
+        if self.validate:
+            return [_row(document) for document in items], total
+        return items, total
+
+    # 4. find sorted by _id with batch_size, iterated to the end.
+    async def stream(self, rows: int, total_rows: int) -> int:
+        cursor = self.db["order_rows"].find(
+            dataset.stream_filter(rows, total_rows),
+            sort=[("_id", ASCENDING)],
+            batch_size=dataset.STREAM_BATCH,
+        )
+        count = 0
+        async for document in cursor:
+            if self.validate:
+                _row(document)
+            count += 1
+        return count
+
+    # 5. ten event documents of a new stream, one insert_many in a transaction.
+    async def es_apply(self) -> None:
+        stream_id = self.ids.next()
+        if self.validate:
+            events: list[DomainEvent] = [CartOpened(aggregate_id=stream_id, customer_id="cust-001")]
+            events += [_item(stream_id, n) for n in range(dataset.EVENTS_PER_CART - 1)]
+            documents = [_event_document(stream_id, v, e) for v, e in enumerate(events, 1)]
+        else:
+            documents = [_raw_event(stream_id, v) for v in range(1, dataset.EVENTS_PER_CART + 1)]
+        await self._in_transaction("events", documents)
+
+    # 6. one find over the streams ($in stream_id, version > 0), sorted, one batch.
+    async def es_load(self, ids: Sequence[str]) -> list[Any]:
+        cursor = (
+            self.db["events"]
+            .find({"stream_id": {"$in": list(ids)}, "version": {"$gt": 0}}, batch_size=10_000)
+            .sort([("stream_id", ASCENDING), ("version", ASCENDING)])
+        )
+        documents: list[Any] = await cursor.to_list()
+        if not self.validate:
+            return documents
+        carts: dict[str, Cart] = {}
+        for document in documents:
+            cart = carts.get(document["stream_id"])
+            if cart is None:
+                cart = carts[document["stream_id"]] = Cart(id=document["stream_id"])
+            cart.apply_event(_domain_event(document))
+            cart.version = document["version"]
+        return [carts[i] for i in ids if i in carts]
+
+    # 7. one MGET of JSON values written by model_dump_json.
+    async def prime_cache(self, rows: Sequence[OrderRow], prefix: str) -> list[str]:
+        keys = [f"{prefix}:{row.id}" for row in rows]
+        await self.redis.mset({k: row.model_dump_json() for k, row in zip(keys, rows, strict=True)})
+        return keys
+
+    async def cached(self, keys: Sequence[str]) -> list[Any]:
+        values = await self.redis.mget(keys)
+        if self.validate:
+            return [OrderRow.model_validate_json(v) for v in values if v is not None]
+        return [json.loads(v) for v in values if v is not None]
+
+
+def _row(document: dict[str, Any]) -> OrderRow:
+    document["id"] = document.pop("_id")
+    return OrderRow.model_validate(document)
+
+
+def _item(stream_id: str, n: int) -> ItemAdded:
+    return ItemAdded(
+        aggregate_id=stream_id, sku=f"sku-{n}", quantity=1 + n % 3, price=Decimal("9.99")
+    )
+
+
+def _event_document(stream_id: str, version: int, event: Any) -> dict[str, Any]:
+    return {
+        "_id": event.event_id,
+        "stream_id": stream_id,
+        "stream_type": "Cart",
+        "version": version,
+        "event_type": type(event).event_type,
+        "schema_version": 1,
+        "payload": event.payload(),
+        "metadata": {"correlation_id": None, "causation_id": None},
+        "occurred_at": event.occurred_at,
+    }
+
+
+def _raw_event(stream_id: str, version: int) -> dict[str, Any]:
+    payload: dict[str, Any]
+    if version == 1:
+        event_type, payload = "CartOpened", {"customer_id": "cust-001"}
+    else:
+        event_type = "ItemAdded"
+        payload = {"sku": f"sku-{version}", "quantity": 1 + version % 3, "price": Decimal("9.99")}
+    return {
+        "_id": uuid.uuid4(),
+        "stream_id": stream_id,
+        "stream_type": "Cart",
+        "version": version,
+        "event_type": event_type,
+        "schema_version": 1,
+        "payload": payload,
+        "metadata": {"correlation_id": None, "causation_id": None},
+        "occurred_at": utc_now(),
+    }
+
+
+def _domain_event(document: dict[str, Any]) -> Any:
+    metadata = document["metadata"]
+    return CART_EVENTS[document["event_type"]].model_validate(
+        {
+            **document["payload"],
+            "event_id": document["_id"],
+            "aggregate_id": document["stream_id"],
+            "occurred_at": document["occurred_at"],
+            "correlation_id": metadata["correlation_id"],
+            "causation_id": metadata["causation_id"],
+        }
+    )

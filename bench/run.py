@@ -1,0 +1,264 @@
+"""Benchmark cqrs-mongo against raw pymongo and Beanie on the same server, in the same run.
+
+Usage::
+
+    python -m bench                 # default: a few minutes
+    python -m bench --quick         # a few iterations of everything (smoke test)
+    python -m bench --iterations 500 --warmup 50 --only load_ids,page
+    MONGODB_URI=mongodb://localhost:27017/?replicaSet=rs0&directConnection=true python -m bench
+
+Without ``MONGODB_URI`` the embedded SecantusDB server runs as a child process, so the client
+CPU measured here is the client's alone. Results go to stdout and ``bench/results/latest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import dataset, machine, report
+from bench.beanie_side import BeanieSide
+from bench.cqrs_side import CqrsSide, OrderRows
+from bench.measure import Op, measure, peak_memory
+from bench.models import OrderRow
+from bench.raw_side import RawSide
+from cqrs_mongo.mongo import create_client, ensure_indexes
+from cqrs_mongo.testing import CommandCounter, EmbeddedMongoServer
+
+RESULTS = Path(__file__).parent / "results"
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+WORKLOADS = ("persist", "load_ids", "page", "stream", "es_apply", "es_load", "cached")
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str
+    iterations: int
+    warmup: int
+    stream_iterations: int
+    stream_rows: int
+    total_rows: int
+    only: tuple[str, ...]
+    output: Path
+    profile: bool
+
+
+def parse_args(argv: Sequence[str] | None) -> Settings:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few iterations, small data")
+    parser.add_argument("--iterations", type=int, help="measured iterations per workload")
+    parser.add_argument("--warmup", type=int, help="unmeasured iterations first")
+    parser.add_argument("--stream-iterations", type=int, help="measured iterations of stream()")
+    parser.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads")
+    parser.add_argument(
+        "--output", type=Path, help="JSON results file (default: bench/results/latest.json)"
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile the cqrs-mongo side")
+    args = parser.parse_args(argv)
+    only = tuple(w.strip() for w in args.only.split(",") if w.strip())
+    unknown = sorted(set(only) - set(WORKLOADS))
+    if unknown:
+        parser.error(f"unknown workloads {unknown}; choose from {list(WORKLOADS)}")
+    quick = args.quick
+    return Settings(
+        mode="quick" if quick else "default",
+        iterations=args.iterations or (5 if quick else 200),
+        warmup=args.warmup if args.warmup is not None else (1 if quick else 20),
+        stream_iterations=args.stream_iterations or (3 if quick else 15),
+        stream_rows=500 if quick else 10_000,
+        total_rows=5_000 if quick else 100_000,
+        only=only,
+        output=args.output or RESULTS / ("quick.json" if quick else "latest.json"),
+        profile=args.profile,
+    )
+
+
+@asynccontextmanager
+async def server_uri() -> AsyncIterator[tuple[str, str]]:
+    uri = os.environ.get("MONGODB_URI")
+    if uri:
+        yield uri, "MONGODB_URI"
+        return
+    with EmbeddedMongoServer(in_process=False) as server:
+        yield server.uri, "embedded SecantusDB (secantusd-py, separate process)"
+
+
+async def seed(database: Any, cqrs: CqrsSide, total_rows: int) -> None:
+    """The shared data: read-model rows, customers, and 100 carts of 10 events."""
+    rows = database["order_rows"]
+    for start in range(0, total_rows, 5_000):
+        batch = [dataset.order_row(i) for i in range(start, min(start + 5_000, total_rows))]
+        await rows.insert_many(batch, ordered=False)
+    await ensure_indexes(database, [OrderRows])
+    customers = [dataset.customer_document(i) for i in range(dataset.SEED_CUSTOMERS)]
+    await database["customers"].insert_many(customers, ordered=False)
+    await cqrs.seed_carts(dataset.cart_ids())
+
+
+def workloads(
+    settings: Settings, raw: RawSide, val: RawSide, cqrs: CqrsSide, beanie: BeanieSide, keys: Any
+) -> dict[str, tuple[str, dict[str, Op], str]]:
+    """key -> (title, implementation -> op, note)."""
+    ids, carts, row_ids = dataset.load_ids(), dataset.cart_ids(), dataset.row_ids()
+    rows, total = settings.stream_rows, settings.total_rows
+
+    def each(method: str, *args: Any) -> dict[str, Op]:
+        sides = {"raw": raw, "raw+validate": val, "cqrs-mongo": cqrs, "beanie": beanie}
+        return {name: _bind(side, method, *args) for name, side in sides.items()}
+
+    page = each("page")
+    page["cqrs-mongo (dispatcher)"] = cqrs.page_via_dispatcher
+    page["beanie"] = page.pop("beanie")
+    return {
+        "persist": ("insert one new aggregate in a transaction", each("persist_one"), ""),
+        "load_ids": ("load 100 aggregates by id", each("load_ids", ids), ""),
+        "page": (
+            f"specification query: a {dataset.PAGE_SIZE}-row page with its total",
+            page,
+            "cqrs-mongo = MongoReadModel.fetch_page ($facet); (dispatcher) = await the "
+            "SearchResult, then count()",
+        ),
+        "stream": (
+            f"stream {rows:,} rows (batch {dataset.STREAM_BATCH})",
+            each("stream", rows, total),
+            "",
+        ),
+        "es_apply": ("event-sourced apply: a new stream of 10 events", each("es_apply"), ""),
+        "es_load": (
+            "load 100 event-sourced aggregates (10 events each)",
+            each("es_load", carts),
+            "beanie returns event documents, not aggregates (it has no event sourcing)",
+        ),
+        "cached": (
+            "cached fetch of 100 read models by id (Redis, all hits)",
+            {
+                "raw": _bind(raw, "cached", keys),
+                "raw+validate": _bind(val, "cached", keys),
+                "cqrs-mongo": _bind(cqrs, "cached", row_ids),
+            },
+            "raw = one MGET + json.loads; cqrs-mongo = one MGET of entries and generations",
+        ),
+    }
+
+
+def _bind(side: Any, method: str, *args: Any) -> Op:
+    function = getattr(side, method)
+
+    async def op() -> Any:
+        return await function(*args)
+
+    return op
+
+
+async def run(settings: Settings) -> dict[str, Any]:
+    counter = CommandCounter()
+    database_name = f"bench_{uuid.uuid4().hex[:8]}"
+    async with server_uri() as (uri, origin):
+        raw_client = create_client(uri, event_listeners=[counter])
+        cqrs_client = create_client(uri, event_listeners=[counter])
+        # The same codec options for Beanie: Decimal128 decodes to Decimal as for the others.
+        beanie_client = create_client(uri, event_listeners=[counter])
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(REDIS_URL)
+        cqrs = CqrsSide(cqrs_client, database_name, REDIS_URL)
+        try:
+            raw = RawSide(raw_client, database_name, redis, validate=False)
+            val = RawSide(raw_client, database_name, redis, validate=True)
+            beanie = BeanieSide(beanie_client, database_name)
+            await beanie.start()
+            await seed(raw_client[database_name], cqrs, settings.total_rows)
+            rows = await (await cqrs.dispatcher.fetch(OrderRow, dataset.row_ids()))
+            keys = await raw.prime_cache(rows, f"bench-raw-{uuid.uuid4().hex[:8]}")
+            document = await _measure_all(settings, raw, val, cqrs, beanie, keys, counter)
+            document["machine"] = machine.describe(origin)
+            await redis.delete(*keys)
+        finally:
+            await raw_client.drop_database(database_name)
+            await cqrs.close()
+            await redis.aclose()
+            for client in (raw_client, cqrs_client, beanie_client):
+                await client.close()
+    return document
+
+
+async def _measure_all(
+    settings: Settings,
+    raw: RawSide,
+    val: RawSide,
+    cqrs: CqrsSide,
+    beanie: BeanieSide,
+    keys: list[str],
+    counter: CommandCounter,
+) -> dict[str, Any]:
+    results: list[dict[str, Any]] = []
+    profiles: dict[str, str] = {}
+    for key, (title, ops, note) in workloads(settings, raw, val, cqrs, beanie, keys).items():
+        if key not in settings.only:
+            continue
+        stream = key == "stream"
+        iterations = settings.stream_iterations if stream else settings.iterations
+        warmup = min(settings.warmup, 2) if stream else settings.warmup
+        series = await measure(ops, iterations, warmup, counter)
+        summaries = {name: s.summary() for name, s in series.items()}
+        rows = report.with_ratios(summaries)
+        results.append(
+            {
+                "key": key,
+                "title": title,
+                "note": note,
+                "results": rows,
+                "targets": report.targets(rows),
+            }
+        )
+        if settings.profile:
+            from bench.profiling import profile_op
+
+            profiles[key] = await profile_op(ops["cqrs-mongo"], 3 if stream else 200)
+    memory = {}
+    if "stream" in settings.only:
+        memory = await _memory(settings, raw, val, cqrs, beanie)
+    return {
+        "settings": {
+            **settings.__dict__,
+            "output": str(settings.output),
+            "only": list(settings.only),
+        },
+        "workloads": results,
+        "memory": memory,
+        "profiles": profiles,
+    }
+
+
+async def _memory(
+    settings: Settings, raw: RawSide, val: RawSide, cqrs: CqrsSide, beanie: BeanieSide
+) -> dict[str, dict[str, int]]:
+    sizes = (settings.stream_rows, settings.total_rows)
+    sides = {"raw": raw, "raw+validate": val, "cqrs-mongo": cqrs, "beanie": beanie}
+    return {
+        name: {
+            f"{size:,}": await peak_memory(_bind(side, "stream", size, settings.total_rows))
+            for size in sizes
+        }
+        for name, side in sides.items()
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    document = asyncio.run(run(settings))
+    print(report.table(document))
+    for key, text in document.get("profiles", {}).items():
+        print(f"[profile {key}] cqrs-mongo, top functions by own time\n{text}")
+    settings.output.parent.mkdir(parents=True, exist_ok=True)
+    settings.output.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    print(f"results written to {settings.output}")
+    return 0
