@@ -24,6 +24,7 @@ from cqrs_mongo.errors import (
     UnknownEventTypeError,
 )
 from cqrs_mongo.persistence import (
+    CachingPersistenceDispatcher,
     Hook,
     HookEvent,
     Hooks,
@@ -56,6 +57,7 @@ from cqrs_mongo.specifications import (
 __all__ = [
     "AggregateRoot",
     "CacheError",
+    "CachingPersistenceDispatcher",
     "ConcurrencyError",
     "ConfigurationError",
     "CqrsMongoError",

@@ -178,9 +178,12 @@ class InMemoryRepository(Generic[E, ID]):
         return entity_id  # type: ignore[no-any-return]
 
     async def retrieve(self, ids: Sequence[ID], uow: InMemoryUnitOfWork) -> list[E]:
-        """The entities with these ids, in the order asked, skipping missing ones."""
+        """The entities with these ids, in the order asked, skipping missing ones.
+
+        A repeated id is returned once, at its first position (as the Mongo handlers do).
+        """
         name = self.collection_name()
-        found = (uow.get(name, entity_id) for entity_id in ids)
+        found = (uow.get(name, entity_id) for entity_id in dict.fromkeys(ids))
         return [self.entity_type.model_validate(doc) for doc in found if doc is not None]  # type: ignore[misc]
 
 
@@ -235,7 +238,7 @@ class InMemoryQueryPersistence(Generic[R, ID]):
                 f"{criteria!r}; wrap it in a list."
             )
         name = self.collection_name()
-        found = (uow.get(name, doc_id) for doc_id in criteria)
+        found = (uow.get(name, doc_id) for doc_id in dict.fromkeys(criteria))
         return [self.dto_type.model_validate(doc) for doc in found if doc is not None]
 
     def _search(self, options: QueryOptions, uow: InMemoryUnitOfWork) -> SearchResult[R]:
