@@ -1,0 +1,325 @@
+"""The projections' event feed: a catch-up read of the events collection, then its change stream.
+
+Why not poll a global counter: a transaction that took sequence number 7 may commit after the
+one that took 8; a poller that has seen 8 moves past 7 for ever. Change streams have no such
+hole: they report committed writes in commit (oplog) order, and a resume token names a place
+in that order. So a feed position is either
+
+* **catch-up**: the cluster time ``start_at`` taken (by a majority read) *before* the catch-up
+  read began, plus the last ``(stream_id, version)`` read. The catch-up read walks the events
+  collection in ``(stream_id, version)`` order (the unique index), so each stream comes in
+  version order, and resumes after a crash from the last key read; or
+* **streaming**: the change stream, resumed after the token of the last event handed out, or
+  started at ``start_at`` when the catch-up read has just ended. Starting at ``start_at``
+  (inclusive) overlaps the catch-up read instead of leaving a gap; the projection store's
+  per-stream version guard turns the overlap into no-ops.
+
+A stored token that has fallen out of the oplog raises :class:`FeedHistoryLost`; the worker
+then starts a new catch-up read from the beginning, and again the guard makes it exactly-once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId, Timestamp
+from pymongo import ASCENDING
+from pymongo.errors import OperationFailure
+from pymongo.read_concern import ReadConcern
+
+from cqrs_mongo.errors import ProjectionError
+from cqrs_mongo.eventsourcing import StoredEvent
+from cqrs_mongo.mongo import driver
+from cqrs_mongo.mongo.event_store import DEFAULT_EVENTS_COLLECTION, event_from_document
+
+# InvalidResumeToken, ChangeStreamFatalError ("resume token was not found"), and
+# ChangeStreamHistoryLost: the position is no longer in the oplog.
+HISTORY_LOST_CODES = frozenset({260, 280, 286})
+
+# BSON's comparison order of the type brackets a stream id may belong to ($gt only compares
+# within one bracket, so the catch-up keyset must name the later brackets explicitly).
+_BRACKETS = ("number", "string", "object", "array", "binData", "objectId", "bool", "date")
+
+
+class FeedHistoryLost(ProjectionError):
+    """The feed position is older than the change stream can resume from."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPosition:
+    """Where a projection is in the event feed; stored as its checkpoint.
+
+    Attributes:
+        start_at: the cluster time read before the catch-up read began.
+        after: during catch-up, the last ``(stream_id, version)`` read.
+        resume_token: while streaming, the token after the last event handed out.
+        streaming: whether the catch-up read is over.
+    """
+
+    start_at: Timestamp
+    after: tuple[Any, int] | None = None
+    resume_token: Mapping[str, Any] | None = None
+    streaming: bool = False
+
+    def to_document(self) -> dict[str, Any]:
+        """The checkpoint document body for this position."""
+        after = (
+            None if self.after is None else {"stream_id": self.after[0], "version": self.after[1]}
+        )
+        return {
+            "start_at": self.start_at,
+            "after": after,
+            "resume_token": self.resume_token,
+            "streaming": self.streaming,
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> FeedPosition:
+        """The position a checkpoint document stores."""
+        after = document.get("after")
+        return cls(
+            start_at=document["start_at"],
+            after=None if after is None else (after["stream_id"], int(after["version"])),
+            resume_token=document.get("resume_token"),
+            streaming=bool(document.get("streaming")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One event from the feed, with the position just after it.
+
+    Attributes:
+        event: the stored event.
+        position: the feed position after this event (its checkpoint once applied).
+        cluster_time: the commit's cluster time (streaming only).
+        committed_at: the commit's wall-clock time (streaming only).
+    """
+
+    event: StoredEvent
+    position: FeedPosition
+    cluster_time: Timestamp | None = None
+    committed_at: datetime | None = None
+
+
+class MongoEventFeed:
+    """Reads committed events in order for one projection, from any feed position.
+
+    One change stream is kept open between reads while positions follow on from each other;
+    it is reopened when asked for another position. Not safe for concurrent use.
+
+    Args:
+        database: the database holding the events collection (with the package's codecs).
+        collection_name: the events collection.
+        event_types: only events of these types are read (``None``: all).
+        max_await_ms: how long one read waits on the change stream for new events.
+    """
+
+    def __init__(
+        self,
+        database: Any,
+        collection_name: str = DEFAULT_EVENTS_COLLECTION,
+        *,
+        event_types: Collection[str] | None = None,
+        max_await_ms: int = 100,
+    ) -> None:
+        self.database = database
+        self.collection = database[collection_name]
+        self.event_types = None if event_types is None else sorted(event_types)
+        self.max_await_ms = max_await_ms
+        self._stream: Any = None
+        self._stream_position: FeedPosition | None = None
+
+    async def cluster_time(self) -> Timestamp:
+        """The cluster time of a majority read of the events collection, taken now.
+
+        Every event committed at or before it is visible to later majority reads.
+
+        Raises:
+            ProjectionError: the deployment has no sessions (so no change streams either).
+        """
+        session = await driver.start_session(self.database.client)
+        if session is None:
+            raise ProjectionError(
+                "The event feed needs change streams: expected a replica set or sharded "
+                "cluster, found a deployment without sessions."
+            )
+        try:
+            majority = self.collection.with_options(read_concern=ReadConcern("majority"))
+            await majority.find_one({}, {"_id": 1}, session=session)
+            operation_time: Timestamp = session.operation_time
+        finally:
+            await driver.end_session(session)
+        return operation_time
+
+    async def origin(self) -> FeedPosition:
+        """The position of a projection starting from zero: a catch-up read from the start."""
+        return FeedPosition(start_at=await self.cluster_time())
+
+    async def read(self, position: FeedPosition, limit: int) -> tuple[list[FeedItem], FeedPosition]:
+        """Up to ``limit`` events after ``position``, and the position after them.
+
+        During catch-up this is one indexed query; once it is exhausted the feed moves on to
+        the change stream (the returned position says so even when no event came).
+
+        Raises:
+            FeedHistoryLost: the change stream cannot resume from ``position``.
+        """
+        if not position.streaming:
+            items = await self._catch_up(position, limit)
+            if items:
+                return items, items[-1].position
+            position = FeedPosition(start_at=position.start_at, streaming=True)
+        items = await self._read_stream(position, limit)
+        return items, (items[-1].position if items else position)
+
+    async def pending(
+        self, position: FeedPosition, cap: int = 10_000
+    ) -> tuple[int, datetime | None, bool]:
+        """How many events follow ``position`` (up to ``cap``), when the oldest was committed,
+        and whether the count stopped at the cap.
+
+        Raises:
+            FeedHistoryLost: the change stream cannot resume from ``position``.
+        """
+        if not position.streaming:
+            query = self._catch_up_filter(position)
+            count = await self.collection.count_documents(query, limit=cap)
+            first = await self.collection.find_one(query, sort=_ORDER)
+            oldest = None if first is None else first["occurred_at"]
+            return count, oldest, count >= cap
+        stream = await self._open(position, max_await_ms=10)
+        count, oldest = 0, None
+        try:
+            while count < cap and (change := await _next_change(stream)) is not None:
+                count += 1
+                oldest = oldest or change.get("wallTime") or change["fullDocument"]["occurred_at"]
+        finally:
+            await stream.close()
+        return count, oldest, count >= cap
+
+    async def close(self) -> None:
+        """Close the open change stream, if any."""
+        stream, self._stream, self._stream_position = self._stream, None, None
+        if stream is not None:
+            await stream.close()
+
+    # --- catch-up ------------------------------------------------------------------------
+
+    async def _catch_up(self, position: FeedPosition, limit: int) -> list[FeedItem]:
+        majority = self.collection.with_options(read_concern=ReadConcern("majority"))
+        cursor = majority.find(self._catch_up_filter(position)).sort(_ORDER).limit(limit)
+        items = []
+        for document in await driver.to_list(cursor):
+            event = event_from_document(document)
+            after = FeedPosition(start_at=position.start_at, after=(event.stream_id, event.version))
+            items.append(FeedItem(event, after))
+        return items
+
+    def _catch_up_filter(self, position: FeedPosition) -> dict[str, Any]:
+        query: dict[str, Any] = {}
+        if position.after is not None:
+            query.update(_after_filter(*position.after))
+        if self.event_types is not None:
+            query["event_type"] = {"$in": self.event_types}
+        return query
+
+    # --- change stream -------------------------------------------------------------------
+
+    async def _read_stream(self, position: FeedPosition, limit: int) -> list[FeedItem]:
+        if self._stream is None or self._stream_position is not position:
+            await self.close()
+            self._stream = await self._open(position, max_await_ms=self.max_await_ms)
+        items: list[FeedItem] = []
+        try:
+            while len(items) < limit:
+                change = await _next_change(self._stream)
+                if change is None:
+                    break
+                after = FeedPosition(
+                    start_at=position.start_at,
+                    resume_token=self._stream.resume_token,
+                    streaming=True,
+                )
+                event = event_from_document(change["fullDocument"])
+                items.append(
+                    FeedItem(event, after, change.get("clusterTime"), change.get("wallTime"))
+                )
+        except BaseException:
+            await self.close()
+            raise
+        self._stream_position = items[-1].position if items else position
+        return items
+
+    async def _open(self, position: FeedPosition, *, max_await_ms: int) -> Any:
+        match: dict[str, Any] = {"operationType": "insert"}
+        if self.event_types is not None:
+            match["fullDocument.event_type"] = {"$in": self.event_types}
+        options: dict[str, Any] = {"max_await_time_ms": max_await_ms}
+        if position.resume_token is not None:
+            options["resume_after"] = position.resume_token
+        else:
+            options["start_at_operation_time"] = position.start_at
+        try:
+            return await _resolve_watch(self.collection.watch([{"$match": match}], **options))
+        except OperationFailure as exc:
+            if exc.code in HISTORY_LOST_CODES:
+                raise _history_lost(exc) from exc
+            raise
+
+
+_ORDER = [("stream_id", ASCENDING), ("version", ASCENDING)]
+
+
+async def _resolve_watch(opened: Any) -> Any:
+    # pymongo async returns a coroutine from watch(); Motor returns the stream itself.
+    if hasattr(opened, "__await__"):
+        return await opened
+    return opened
+
+
+async def _next_change(stream: Any) -> Mapping[str, Any] | None:
+    try:
+        change: Mapping[str, Any] | None = await stream.try_next()
+    except OperationFailure as exc:
+        if exc.code in HISTORY_LOST_CODES:
+            raise _history_lost(exc) from exc
+        raise
+    return change
+
+
+def _history_lost(exc: OperationFailure) -> FeedHistoryLost:
+    return FeedHistoryLost(f"The change stream cannot resume from the checkpoint: {exc}")
+
+
+def _after_filter(stream_id: Any, version: int) -> dict[str, Any]:
+    """Events after ``(stream_id, version)`` in ``(stream_id, version)`` order."""
+    clauses: list[dict[str, Any]] = [
+        {"stream_id": {"$eq": stream_id}, "version": {"$gt": version}},
+        {"stream_id": {"$gt": stream_id}},
+    ]
+    bracket = _bracket(stream_id)
+    if bracket is not None:
+        later = list(_BRACKETS[_BRACKETS.index(bracket) + 1 :])
+        clauses.append({"stream_id": {"$type": later}})
+    return {"$or": clauses}
+
+
+def _bracket(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, uuid.UUID | bytes):
+        return "binData"
+    if isinstance(value, ObjectId):
+        return "objectId"
+    if isinstance(value, datetime):
+        return "date"
+    return None

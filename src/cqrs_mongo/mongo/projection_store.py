@@ -1,0 +1,310 @@
+"""Projection documents in their own collections, and the worker's bookkeeping beside them.
+
+Collections (names configurable):
+
+* each projection's own collection (``order_summaries``, after a rebuild
+  ``order_summaries__v2``...): one document per read-model row, plus the bookkeeping fields
+  ``_applied`` (per encoded stream id, the last version applied; see
+  :mod:`cqrs_mongo.projections.stream_keys`) and ``_applied_count``;
+* ``projection_checkpoints``: per projection collection, the feed position it has applied up
+  to, written in the same transaction as the projection documents;
+* ``projection_aliases``: per projection name, the collection readers should use;
+* ``parked_events``: events a projection set aside, with the error and the stored event.
+
+Every write takes ``session=``: the caller's unit of work decides what commits together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo.errors import BulkWriteError
+
+from cqrs_mongo.errors import ProjectionError
+from cqrs_mongo.eventsourcing import StoredEvent
+from cqrs_mongo.mongo import driver
+from cqrs_mongo.mongo.errors import TRANSIENT_TRANSACTION_ERROR, error_labels
+from cqrs_mongo.mongo.event_feed import FeedPosition
+from cqrs_mongo.mongo.event_store import event_from_document, event_to_document
+from cqrs_mongo.projections import BOOKKEEPING_FIELDS, ParkedEvent, ProjectionContext
+
+DEFAULT_CHECKPOINTS = "projection_checkpoints"
+DEFAULT_ALIASES = "projection_aliases"
+DEFAULT_PARKED = "parked_events"
+
+PARKED_INDEX = IndexModel(
+    [("collection", ASCENDING), ("stream_id", ASCENDING), ("version", ASCENDING)],
+    name="collection_1_stream_id_1_version_1",
+)
+
+EXCLUDE_BOOKKEEPING = dict.fromkeys(BOOKKEEPING_FIELDS, 0)
+"""A find projection leaving the store's bookkeeping fields out."""
+
+
+class StagedWriteError(ProjectionError):
+    """The server rejected a staged projection update (not a transient conflict).
+
+    Attributes:
+        owner: the tag given to :meth:`MongoProjectionContext.stage_event` for the event
+            whose update failed.
+    """
+
+    def __init__(self, owner: int, exc: BulkWriteError) -> None:
+        self.owner = owner
+        errors = exc.details.get("writeErrors") or [{}]
+        super().__init__(f"Projection update rejected: {errors[0].get('errmsg', exc)}")
+
+
+class MongoProjectionContext(ProjectionContext):
+    """A :class:`ProjectionContext` writing guarded updates to one collection in one session.
+
+    Each event's writes are staged as a pair of updates per document: an upsert that only
+    ever creates the document (``$setOnInsert``), then the guarded update. Neither can fail
+    on a replayed event (a duplicate-key error would abort the whole transaction); the
+    guarded one simply matches nothing. Staged updates go to the server in one ordered
+    ``bulk_write`` per batch, or before a read.
+    """
+
+    def __init__(self, collection: Any, session: Any) -> None:
+        super().__init__()
+        self.collection = collection
+        self.session = session
+        self._staged: list[UpdateOne] = []
+        self._owners: list[int] = []
+
+    def stage_event(self, owner: int = 0) -> int:
+        """Stage the writes of the event that just ran, tagged ``owner``.
+
+        Returns:
+            How many documents the event touched.
+        """
+        writes = self.end_event()
+        for write in writes:
+            if write.upsert:
+                self._staged.append(UpdateOne({"_id": write.doc_id}, write.skeleton(), upsert=True))
+                self._owners.append(owner)
+            self._staged.append(UpdateOne(write.guard_filter(), write.guarded_update()))
+            self._owners.append(owner)
+        return len(writes)
+
+    async def flush(self) -> None:
+        """Send the staged updates in one ordered bulk write.
+
+        Raises:
+            StagedWriteError: the server rejected an update; names the event's tag.
+            PyMongoError: a transient failure (write conflict), to retry the transaction.
+        """
+        staged, self._staged = self._staged, []
+        owners, self._owners = self._owners, []
+        try:
+            await driver.bulk_write(self.collection, staged, session=self.session, ordered=True)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            if TRANSIENT_TRANSACTION_ERROR in error_labels(exc) or not errors:
+                raise
+            raise StagedWriteError(owners[int(errors[0]["index"])], exc) from exc
+
+    async def get(self, doc_id: Any) -> dict[str, Any] | None:
+        """Document ``doc_id`` as earlier events left it, without bookkeeping fields."""
+        await self.flush()
+        document: dict[str, Any] | None = await self.collection.find_one(
+            {"_id": doc_id}, EXCLUDE_BOOKKEEPING, session=self.session
+        )
+        return document
+
+
+class MongoProjectionStore:
+    """Projection collections, checkpoints, aliases and parked events in one database.
+
+    Args:
+        database: the database handle (``uow.database`` or ``factory.database``).
+        checkpoints: the checkpoints collection.
+        aliases: the aliases collection.
+        parked: the parked-events collection.
+    """
+
+    def __init__(
+        self,
+        database: Any,
+        *,
+        checkpoints: str = DEFAULT_CHECKPOINTS,
+        aliases: str = DEFAULT_ALIASES,
+        parked: str = DEFAULT_PARKED,
+    ) -> None:
+        self.database = database
+        self.checkpoints = database[checkpoints]
+        self.aliases = database[aliases]
+        self.parked_events = database[parked]
+
+    async def ensure_indexes(self) -> None:
+        """Create the parked-events index (idempotent)."""
+        await self.parked_events.create_indexes([PARKED_INDEX])
+
+    def context(self, collection: str, session: Any) -> MongoProjectionContext:
+        """A context writing to ``collection`` in ``session``."""
+        return MongoProjectionContext(self.database[collection], session)
+
+    # --- aliases -------------------------------------------------------------------------
+
+    async def collection_for(self, name: str, *, session: Any = None) -> str:
+        """The collection readers of projection ``name`` use (``name`` itself by default)."""
+        alias = await self.aliases.find_one({"_id": name}, session=session)
+        return name if alias is None else str(alias["collection"])
+
+    async def generation(self, name: str, *, session: Any = None) -> int:
+        """How many times projection ``name`` has been built (1 before any rebuild)."""
+        alias = await self.aliases.find_one({"_id": name}, session=session)
+        return 1 if alias is None else int(alias["generation"])
+
+    async def switch(self, name: str, collection: str, generation: int, *, session: Any) -> None:
+        """Point readers of projection ``name`` at ``collection``, in one document write."""
+        await self.aliases.update_one(
+            {"_id": name},
+            {"$set": {"collection": collection, "generation": generation, "at": _now()}},
+            upsert=True,
+            session=session,
+        )
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    async def load_checkpoint(self, collection: str, *, session: Any = None) -> FeedPosition | None:
+        """The feed position ``collection`` has applied up to, or ``None`` if it never ran."""
+        checkpoint = await self.checkpoints.find_one({"_id": collection}, session=session)
+        return None if checkpoint is None else FeedPosition.from_document(checkpoint["position"])
+
+    async def save_checkpoint(
+        self, collection: str, position: FeedPosition, events: int, *, session: Any
+    ) -> None:
+        """Record that ``collection`` has applied the feed up to ``position``."""
+        await self.checkpoints.update_one(
+            {"_id": collection},
+            {
+                "$set": {"position": position.to_document(), "at": _now()},
+                "$inc": {"events": events},
+            },
+            upsert=True,
+            session=session,
+        )
+
+    async def delete_checkpoint(self, collection: str) -> None:
+        """Forget where ``collection`` was (before building it again from scratch)."""
+        await self.checkpoints.delete_one({"_id": collection})
+
+    # --- parked events -------------------------------------------------------------------
+
+    async def held_streams(
+        self, collection: str, stream_ids: Iterable[Any], *, session: Any
+    ) -> dict[Any, int]:
+        """For each of ``stream_ids`` with parked events, the version of its first one."""
+        ids = list(stream_ids)
+        if not ids:
+            return {}
+        cursor = self.parked_events.find(
+            {"collection": collection, "stream_id": {"$in": ids}},
+            {"stream_id": 1, "version": 1},
+            session=session,
+        )
+        first: dict[Any, int] = {}
+        for doc in await driver.to_list(cursor):
+            key = _hashable(doc["stream_id"])
+            first[key] = min(first.get(key, doc["version"]), doc["version"])
+        return first
+
+    async def park(
+        self,
+        collection: str,
+        event: StoredEvent,
+        *,
+        error: str | None,
+        attempts: int,
+        held_behind: int | None,
+        session: Any,
+    ) -> None:
+        """Set ``event`` aside for ``collection``; parking it again changes nothing."""
+        key = {"collection": collection, "stream_id": event.stream_id, "version": event.version}
+        document = {
+            **key,
+            "event_type": event.event_type,
+            "event_id": event.event_id,
+            "error": error,
+            "attempts": attempts,
+            "parked_at": _now(),
+            "held_behind": held_behind,
+            "event": event_to_document(event),
+        }
+        # $setOnInsert, not insert: a duplicate key would abort the worker's transaction.
+        await self.parked_events.update_one(
+            {"_id": key}, {"$setOnInsert": document}, upsert=True, session=session
+        )
+
+    async def parked(self, collection: str, stream_id: Any = None) -> list[ParkedEvent]:
+        """The events parked for ``collection`` (of one stream if given), in stream order."""
+        return [_parked_event(doc) for doc in await self._parked_documents(collection, stream_id)]
+
+    async def parked_events_of(
+        self, collection: str, stream_id: Any, *, session: Any = None
+    ) -> list[tuple[StoredEvent, int]]:
+        """The parked events of one stream, oldest first, with their attempt counts."""
+        documents = await self._parked_documents(collection, stream_id, session=session)
+        return [(event_from_document(doc["event"]), int(doc["attempts"])) for doc in documents]
+
+    async def parked_stream_ids(self, collection: str) -> list[Any]:
+        """The streams with parked events for ``collection``."""
+        ids: list[Any] = await self.parked_events.distinct("stream_id", {"collection": collection})
+        return ids
+
+    async def unpark(self, collection: str, event: StoredEvent, *, session: Any) -> None:
+        """Remove ``event`` from the parked events of ``collection``."""
+        key = {"collection": collection, "stream_id": event.stream_id, "version": event.version}
+        await self.parked_events.delete_one({"_id": key}, session=session)
+
+    async def record_failure(
+        self, collection: str, event: StoredEvent, error: str, attempts: int
+    ) -> None:
+        """Note on a parked event that a replay failed again."""
+        key = {"collection": collection, "stream_id": event.stream_id, "version": event.version}
+        await self.parked_events.update_one(
+            {"_id": key},
+            {"$set": {"error": error, "held_behind": None}, "$inc": {"attempts": attempts}},
+        )
+
+    async def _parked_documents(
+        self, collection: str, stream_id: Any, *, session: Any = None
+    ) -> Sequence[dict[str, Any]]:
+        query: dict[str, Any] = {"collection": collection}
+        if stream_id is not None:
+            query["stream_id"] = {"$eq": stream_id}
+        cursor = self.parked_events.find(query, session=session).sort(
+            [("stream_id", ASCENDING), ("version", ASCENDING)]
+        )
+        return await driver.to_list(cursor)
+
+
+def _parked_event(doc: dict[str, Any]) -> ParkedEvent:
+    return ParkedEvent(
+        collection=doc["collection"],
+        stream_id=doc["stream_id"],
+        version=int(doc["version"]),
+        event_type=doc["event_type"],
+        event_id=doc.get("event_id"),
+        error=doc.get("error"),
+        attempts=int(doc.get("attempts", 0)),
+        parked_at=doc["parked_at"],
+        held_behind=doc.get("held_behind"),
+    )
+
+
+def _hashable(value: Any) -> Any:
+    return repr(value) if isinstance(value, dict | list) else value
+
+
+def stream_lookup_key(stream_id: Any) -> Any:
+    """The key :meth:`MongoProjectionStore.held_streams` uses for ``stream_id``."""
+    return _hashable(stream_id)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
