@@ -46,6 +46,16 @@ class OrderSummaryPersistence(MongoReadModelPersistence[OrderSummaryDTO, str]):
     collection = "order_summaries"
 
 
+class OrderTotals(MongoQueryPersistence[tuple[str, Decimal], str]):
+    """A handler building something other than a pydantic model."""
+
+    dto_type = tuple
+    collection = "order_summaries"
+
+    def to_dto(self, document: dict[str, Any]) -> tuple[str, Decimal]:
+        return (document["_id"], document["total"])
+
+
 def submitted(customer: str = "cust-1") -> QueryOptions:
     spec = (
         SpecificationBuilder()
@@ -93,6 +103,11 @@ class QueryPersistenceContract(ABC):
         assert [dto.id for dto in found] == ["o-05", "o-01"]
         assert found[0].total == Decimal("5.50")
         assert found[0].created_at == START + timedelta(hours=5)
+
+    async def test_to_dto_can_be_overridden_and_sees_the_raw_document(self) -> None:
+        async with self.create_factory()(read_only=True) as uow:
+            found = await OrderTotals().fetch(["o-03", "o-01"], uow)
+        assert found == [("o-03", Decimal("3.50")), ("o-01", Decimal("1.50"))]
 
     async def test_fetch_by_ids_refuses_a_single_string(self) -> None:
         async with self.create_factory()(read_only=True) as uow:

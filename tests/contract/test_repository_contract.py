@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
 import pytest
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from cqrs_mongo.domain import AggregateRoot, DomainEvent
 from cqrs_mongo.errors import ConcurrencyError, UnitOfWorkError
@@ -54,6 +54,19 @@ class CustomerRepository(MongoRepository[Customer, str]):
     indexes: ClassVar[list[IndexSpec]] = [
         IndexSpec(keys=[("email", 1)], unique=True, name="email_unique")
     ]
+
+
+class Note(BaseModel):
+    """A plain pydantic model (not an AggregateRoot) with an id and a version."""
+
+    id: UUID
+    text: str
+    version: int = 0
+
+
+class NoteRepository(MongoRepository[Note, UUID]):
+    entity_type = Note
+    collection = "notes"
 
 
 class RepositoryContract(ABC):
@@ -132,6 +145,21 @@ class RepositoryContract(ABC):
         loaded = await self.load("c-3", "missing", "c-0", "c-3", "c-1")
         assert [c.id for c in loaded] == ["c-3", "c-0", "c-1"]
         assert await self.load() == []
+
+    async def test_plain_pydantic_models_with_uuid_ids_are_versioned_too(self) -> None:
+        note = Note(id=uuid4(), text="first")
+        factory = self.create_factory()
+        await factory.run(lambda uow: NoteRepository().persist(note, uow))
+        note.text = "second"
+        await factory.run(lambda uow: NoteRepository().persist(note, uow))
+        stale = note.model_copy(update={"version": 1})
+        with pytest.raises(ConcurrencyError) as caught:
+            async with factory() as uow:
+                await NoteRepository().persist(stale, uow)
+        assert (caught.value.expected, caught.value.actual) == (1, 2)
+        async with factory(read_only=True) as uow:
+            (stored,) = await NoteRepository().retrieve([note.id], uow)
+        assert (stored.text, stored.version, note.version) == ("second", 2, 2)
 
     async def test_retrieve_refuses_a_single_string(self) -> None:
         async with self.create_factory()(read_only=True) as uow:
