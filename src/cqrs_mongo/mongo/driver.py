@@ -16,7 +16,7 @@ import inspect
 import logging
 import sys
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -239,12 +239,6 @@ async def aggregate(
 async def close_cursor(cursor: Any) -> None:
     """Close ``cursor`` (killing it on the server if it was not exhausted)."""
     await _resolve(cursor.close())
-
-
-async def iterate(cursor: Any) -> AsyncIterator[dict[str, Any]]:
-    """Yield the documents of ``cursor`` one by one; only one batch is held at a time."""
-    async for document in cursor:
-        yield document
 
 
 # --- bulk writes ----------------------------------------------------------------------------

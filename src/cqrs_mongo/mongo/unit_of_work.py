@@ -225,8 +225,13 @@ class MongoUnitOfWorkFactory:
         state); a commit whose outcome is unknown is retried alone. Retries back off with
         jitter until ``retry_budget_seconds`` (or ``max_attempts``) is spent.
 
+        A driver timeout (``timeoutMS``, ``socketTimeoutMS``: the error's ``timeout`` is true)
+        is the caller's deadline: it is never retried and propagates as the driver raised it
+        (wrapped in a :class:`TransactionError` only when it hit ``commitTransaction``).
+
         Raises:
-            TransactionError: the retry budget was spent; chained from the last failure.
+            TransactionError: the retry budget was spent (``retryable`` true, ``labels`` and
+                ``attempts`` set), or the commit failed for good; chained from the last error.
             Exception: whatever the handler raised, when it is not worth retrying.
         """
         return await run_with_retries(self, handler, self._budget(), *args, **kwargs)
