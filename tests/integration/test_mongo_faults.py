@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from cqrs_mongo.domain import AggregateRoot
-from cqrs_mongo.errors import TransactionError
+from cqrs_mongo.errors import ConcurrencyError, TransactionError
 from cqrs_mongo.mongo import MongoRepository, MongoUnitOfWork, MongoUnitOfWorkFactory
 from cqrs_mongo.mongo.driver import create_client
 from cqrs_mongo.testing import CommandCounter, clear_fail_command, fail_command, set_fail_command
@@ -223,3 +223,21 @@ async def test_transaction_attempts_rerun_the_block_after_a_transient_failure(
                 await writer(uow)
     assert writer.runs == 2
     assert await stored_ids(client) == ["a", "b"]
+
+
+async def test_a_write_conflict_surfaces_as_concurrency_error_chained_from_the_driver(
+    client: Any,
+) -> None:
+    factory = factory_for(client)
+    repository = CounterRepository()
+    await factory.run(lambda uow: repository.persist(Counter(id="k"), uow))
+    async with factory(read_only=True) as uow:
+        (item,) = await repository.retrieve(["k"], uow)
+    item.value = 5
+    async with fail_command(client, ["update"], error_code=112, error_labels=[TRANSIENT]):
+        with pytest.raises(ConcurrencyError) as caught:
+            async with factory() as uow:
+                await repository.persist(item, uow)
+    assert isinstance(caught.value.__cause__, OperationFailure)
+    assert caught.value.__cause__.code == 112
+    assert (caught.value.expected, item.version) == (1, 1)
