@@ -42,10 +42,18 @@ def test_multi_source_example_keeps_each_context_in_its_database() -> None:
 
 
 @pytest.mark.redis
-def test_ecommerce_demo_runs_the_order_scenario() -> None:
+def test_ecommerce_demo_stores_events_and_serves_a_cached_read() -> None:
     out = run_example("examples.ecommerce")
-    assert "applied SubmitOrder(order-1)" in out
-    assert "order-1: submitted, total 19.90" in out
+    assert "SubmitOrder(order-1)" in out
+    assert "Event store: 4 events; stream order-1:\n  v1 OrderCreated\n  v2 OrderSubmitted" in out
+    assert "order-1: submitted, total 19.90, version 2" in out
+    assert "Cached read: order-1 (submitted) served from Redis." in out
+
+
+def test_ecommerce_demo_falls_back_to_mongodb_when_redis_is_down() -> None:
+    out = run_example("examples.ecommerce", REDIS_URL="redis://127.0.0.1:1/0")
+    assert "order-1: submitted, total 19.90, version 2" in out
+    assert "Cached read: Redis unavailable, order-1 read from MongoDB instead." in out
 
 
 @pytest.mark.redis
