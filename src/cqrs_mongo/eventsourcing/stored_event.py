@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -52,9 +52,30 @@ class StoredEvent:
             version=version,
             event_type=type(event).event_type,
             schema_version=type(event).schema_version,
-            payload=event.payload(),
+            payload=at_store_precision(event.payload()),
             event_id=event.event_id,
             occurred_at=event.occurred_at,
             correlation_id=event.correlation_id,
             causation_id=event.causation_id,
         )
+
+
+def at_store_precision(value: Any) -> Any:
+    """``value`` with every datetime made UTC-aware and cut to whole milliseconds.
+
+    BSON dates hold milliseconds and no zone, so that is what a Mongo store gives back;
+    the envelope applies the same rule for every store, so an in-memory store used in unit
+    tests returns exactly what MongoDB would. Dicts, lists and tuples are walked.
+
+    Example:
+        >>> at_store_precision({"at": datetime(2024, 1, 1, 0, 0, 0, 123456)})["at"]
+        datetime.datetime(2024, 1, 1, 0, 0, 0, 123000, tzinfo=datetime.timezone.utc)
+    """
+    if isinstance(value, datetime):
+        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return aware.replace(microsecond=aware.microsecond // 1000 * 1000)
+    if isinstance(value, dict):
+        return {key: at_store_precision(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [at_store_precision(item) for item in value]
+    return value

@@ -177,6 +177,24 @@ class StoreContract(ABC):
         assert str(loaded.price.amount) == "12.3450"
         assert loaded.valid_from.tzinfo is not None
 
+    async def test_every_store_keeps_payload_datetimes_at_millisecond_precision(self) -> None:
+        original = Priced(
+            sku="tea",
+            price=Money(amount=Decimal("1"), currency=Currency.USD),
+            discounts=[],
+            valid_from=datetime(2024, 1, 1, 8, 30, 0, 987654, tzinfo=UTC),
+            batch=uuid4(),
+            tags={},
+        )
+        async with self.create_unit() as uow:
+            await self.create_event_store().append("p-1", [original], 0, stream_type="P", uow=uow)
+
+        [stored] = await self.create_event_store().read_stream("p-1")
+        loaded = EventRegistry([Priced]).to_event(stored)
+
+        assert isinstance(loaded, Priced)
+        assert loaded.valid_from == datetime(2024, 1, 1, 8, 30, 0, 987000, tzinfo=UTC)
+
     @pytest.mark.requires_transactions
     async def test_a_rolled_back_unit_leaves_no_events_and_no_snapshot(self) -> None:
         with pytest.raises(RuntimeError):
