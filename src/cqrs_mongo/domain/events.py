@@ -45,13 +45,16 @@ class DomainEvent(BaseModel):
         if not cls.__dict__.get("event_type"):
             cls.event_type = cls.__name__
 
-    @field_validator("occurred_at")
+    @field_validator("*", mode="after")
     @classmethod
-    def _aware_utc(cls, value: datetime) -> datetime:
-        # BSON dates carry no zone: a naive datetime is taken to be UTC, as the driver does.
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+    def _bson_datetime(cls, value: Any) -> Any:
+        # BSON dates are UTC milliseconds with no zone: every top-level datetime of an event is
+        # made aware UTC (a naive one is taken to be UTC, as the driver does) and cut to
+        # milliseconds, so an event equals itself after a round trip through storage.
+        if isinstance(value, datetime):
+            aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            return aware.replace(microsecond=aware.microsecond // 1000 * 1000)
+        return value
 
     def payload(self) -> dict[str, Any]:
         """The event's own fields, without the envelope fields every event has."""

@@ -4,6 +4,8 @@ from cqrs_mongo.mongo.codecs import CLIENT_CODEC_KWARGS, CODEC_OPTIONS
 from cqrs_mongo.mongo.documents import DocumentMapper
 from cqrs_mongo.mongo.driver import BulkOutcome, Capabilities, bulk_write, create_client
 from cqrs_mongo.mongo.errors import IndexBuildError
+from cqrs_mongo.mongo.event_sourced_repository import EventSourcedRepository
+from cqrs_mongo.mongo.event_store import MongoEventStore
 from cqrs_mongo.mongo.indexes import IndexSpec, ensure_indexes
 from cqrs_mongo.mongo.query_persistence import (
     MongoQueryPersistence,
@@ -14,6 +16,7 @@ from cqrs_mongo.mongo.query_persistence import (
 )
 from cqrs_mongo.mongo.repository import MongoRepository
 from cqrs_mongo.mongo.runner import RetryBudget, TransactionAttempts
+from cqrs_mongo.mongo.snapshot_store import MongoSnapshotStore
 from cqrs_mongo.mongo.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
 
 __all__ = [
@@ -22,12 +25,15 @@ __all__ = [
     "BulkOutcome",
     "Capabilities",
     "DocumentMapper",
+    "EventSourcedRepository",
     "IndexBuildError",
     "IndexSpec",
     "MongoQueryPersistence",
     "MongoReadModel",
     "MongoReadModelPersistence",
     "MongoRepository",
+    "MongoEventStore",
+    "MongoSnapshotStore",
     "MongoSpecificationPersistence",
     "MongoUnitOfWork",
     "MongoUnitOfWorkFactory",

@@ -130,3 +130,13 @@ def test_event_type_can_be_renamed_explicitly() -> None:
         event_type = "order.created.v0"
 
     assert LegacyNamed().event_type == "order.created.v0"
+
+
+def test_event_datetimes_are_cut_to_bson_milliseconds() -> None:
+    class Shipped(DomainEvent):
+        shipped_at: datetime
+
+    precise = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    event = Shipped(shipped_at=precise, occurred_at=precise)
+    assert event.shipped_at == datetime(2026, 1, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    assert event.occurred_at == event.shipped_at
