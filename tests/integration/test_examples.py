@@ -42,17 +42,23 @@ def test_multi_source_example_keeps_each_context_in_its_database() -> None:
 
 
 @pytest.mark.redis
-def test_ecommerce_demo_stores_events_and_serves_a_cached_read() -> None:
+def test_ecommerce_demo_stores_events_projects_them_and_serves_a_cached_read() -> None:
     out = run_example("examples.ecommerce")
     assert "SubmitOrder(order-1)" in out
     assert "Event store: 4 events; stream order-1:\n  v1 OrderCreated\n  v2 OrderSubmitted" in out
-    assert "order-1: submitted, total 19.90, version 2" in out
+    assert "aggregate order-1: submitted, version 2" in out
+    # The projection saw both events of order-1, and only Ada's orders match her query.
+    assert (
+        "Query GetCustomerOrders(cust-ada): 2 projection rows, newest first:\n"
+        "  order-2: created, total 5.00\n"
+        "  order-1: submitted, total 19.90"
+    ) in out
     assert "Cached read: order-1 (submitted) served from Redis." in out
 
 
 def test_ecommerce_demo_falls_back_to_mongodb_when_redis_is_down() -> None:
     out = run_example("examples.ecommerce", REDIS_URL="redis://127.0.0.1:1/0")
-    assert "order-1: submitted, total 19.90, version 2" in out
+    assert "aggregate order-1: submitted, version 2" in out
     assert "Cached read: Redis unavailable, order-1 read from MongoDB instead." in out
 
 
