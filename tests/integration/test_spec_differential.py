@@ -132,7 +132,7 @@ def collection(mongo_server: Any) -> Iterator[Collection[dict[str, Any]]]:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(spec=specifications(ALL_FIELDS), docs=st.lists(documents, min_size=1, max_size=8))
+@given(spec=specifications(ALL_FIELDS), docs=st.lists(documents, min_size=2, max_size=10))
 def test_server_and_evaluator_accept_the_same_documents(
     collection: Collection[dict[str, Any]], spec: Specification, docs: list[dict[str, Any]]
 ) -> None:
