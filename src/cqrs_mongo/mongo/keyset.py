@@ -1,10 +1,4 @@
-"""Keyset (cursor) pagination: opaque tokens for a page's last row and the "after it" filter.
-
-A token is base64url of a BSON document ``{"v": 1, "o": [[field, direction], ...],
-"k": [value, ...]}`` written with the package's codecs, so datetimes, Decimals, UUIDs and
-ObjectIds come back as the same types. Tokens are not signed: they only ever supply literal
-values to the filter, and a token issued for another ordering is refused.
-"""
+"""Keyset (cursor) pagination: opaque tokens for a page's last row and the "after it" filter."""
 
 from __future__ import annotations
 
@@ -51,6 +45,11 @@ def effective_ordering(options: QueryOptions) -> tuple[SortKey, ...]:
 
 def encode_cursor(document: Mapping[str, Any], options: QueryOptions) -> str:
     """The opaque token of ``document`` as the last row of a page ordered by ``options``.
+
+    A token is base64url of a BSON document ``{"v": 1, "o": [[field, direction], ...],
+    "k": [value, ...]}`` written with the package's codecs, so datetimes, Decimals, UUIDs and
+    ObjectIds come back as the same types. Tokens are not signed: they only ever supply literal
+    values to the filter, and a token issued for another ordering is refused.
 
     Pass the token to ``QueryOptions.with_cursor`` to get the next page. Missing sort
     fields are encoded as null, which is how the server sorts them.

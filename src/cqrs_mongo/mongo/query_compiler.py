@@ -1,9 +1,4 @@
-"""The one place that turns specifications and QueryOptions into MongoDB filters and pipelines.
-
-A visitor: one function per node type (``functools.singledispatch``), one per operator, each
-returning a plain dict. Values are always sent as literals and field names are validated
-again, so nothing a caller puts in a specification can become an operator on the server.
-"""
+"""The one place that turns specifications and QueryOptions into MongoDB filters and pipelines."""
 
 from __future__ import annotations
 
@@ -30,6 +25,10 @@ from cqrs_mongo.specifications.values import FrozenDocument, thaw
 
 def compile_filter(spec: Specification | None) -> dict[str, Any]:
     """The MongoDB filter document equivalent to ``spec`` (``{}`` for ``None``).
+
+    A visitor: one function per node type (``functools.singledispatch``), one per operator, each
+    returning a plain dict. Values are always sent as literals and field names are validated
+    again, so nothing a caller puts in a specification can become an operator on the server.
 
     The filter matches exactly the documents ``spec.is_satisfied_by`` accepts.
 

@@ -1,10 +1,4 @@
-"""MongoDB's comparison rules for Python values: type classes, equality and ordering.
-
-MongoDB compares values of different BSON types by a fixed order of type classes (MinKey,
-null, numbers, strings, objects, arrays, binary data, ObjectId, booleans, dates, timestamps,
-regular expressions, MaxKey); query comparison operators only match within one class
-(https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/).
-"""
+"""MongoDB's comparison rules for Python values: type classes, equality and ordering."""
 
 from __future__ import annotations
 
@@ -18,7 +12,14 @@ from typing import Any
 
 
 class TypeClass(IntEnum):
-    """BSON type classes, in the order MongoDB sorts them."""
+    """BSON type classes, in the order MongoDB sorts them.
+
+    MongoDB compares values of different BSON types by a fixed order of type classes (MinKey,
+    null, numbers, strings, objects, arrays, binary data, ObjectId, booleans, dates, timestamps,
+    regular expressions, MaxKey); query comparison operators only match within one class
+    (https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/).
+
+    """
 
     MIN_KEY = 1
     NULL = 2

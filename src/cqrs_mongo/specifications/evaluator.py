@@ -1,10 +1,4 @@
-"""In-memory evaluation of one condition with MongoDB's query semantics.
-
-Path resolution follows the server's matcher: a dotted path walks into sub-documents; at an
-array it continues into every element that is a document (other elements contribute
-nothing); a missing field yields MISSING, which equality with ``None`` matches. At the end of
-the path an array is tested both as a whole and element by element (one level only).
-"""
+"""In-memory evaluation of one condition with MongoDB's query semantics."""
 
 from __future__ import annotations
 
@@ -21,7 +15,13 @@ MISSING: Final = object()
 
 
 def resolve(document: Mapping[str, Any], path: str) -> list[Any]:
-    """Every value ``path`` reaches in ``document`` (MISSING where a field is absent)."""
+    """Every value ``path`` reaches in ``document`` (MISSING where a field is absent).
+
+    Path resolution follows the server's matcher: a dotted path walks into sub-documents; at an
+    array it continues into every element that is a document (other elements contribute
+    nothing); a missing field yields MISSING, which equality with ``None`` matches. At the end of
+    the path an array is tested both as a whole and element by element (one level only).
+    """
     current: list[Any] = [document]
     for segment in path.split("."):
         reached: list[Any] = []

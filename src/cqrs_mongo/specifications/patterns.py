@@ -1,10 +1,4 @@
-"""Regular expressions for the text operators, written once for the server and the evaluator.
-
-Each pattern uses only syntax that PCRE (the server) and Python's ``re`` read identically:
-``re.escape``d literals (a backslash before a non-alphanumeric character is a literal in
-both), ``^``, ``[\\s\\S]`` for "any character including newline", and ``(?![\\s\\S])`` for
-"end of text" (``$`` would also match before a final newline in both engines).
-"""
+"""Regular expressions for the text operators, written once for the server and the evaluator."""
 
 from __future__ import annotations
 
@@ -18,7 +12,13 @@ ANY_CHAR = r"[\s\S]"
 
 
 def text_pattern(operator: Operator, text: str) -> str:
-    """The regular expression (without flags) the text ``operator`` applies for ``text``."""
+    """The regular expression (without flags) the text ``operator`` applies for ``text``.
+
+    Each pattern uses only syntax that PCRE (the server) and Python's ``re`` read identically:
+    ``re.escape``d literals (a backslash before a non-alphanumeric character is a literal in
+    both), ``^``, ``[\\s\\S]`` for "any character including newline", and ``(?![\\s\\S])`` for
+    "end of text" (``$`` would also match before a final newline in both engines).
+    """
     base = _BASE.get(operator, operator)
     if base is Operator.CONTAINS:
         return re.escape(text)
