@@ -17,6 +17,7 @@ from cqrs_mongo.mongo.keyset import encode_cursor
 from cqrs_mongo.mongo.query_compiler import CompiledQuery, compile_query
 from cqrs_mongo.persistence.search_result import SearchResult
 from cqrs_mongo.specifications import QueryOptions
+from cqrs_mongo.specifications.renaming import rename_options
 
 DTO = TypeVar("DTO")
 ID = TypeVar("ID")
@@ -79,6 +80,17 @@ class MongoReadModel(Generic[DTO]):
         dto: DTO = self._mapper.from_document(document)
         return dto
 
+    def query_options(self, criteria: Any) -> QueryOptions:
+        """``criteria`` as ``QueryOptions`` over stored field names (``id_field`` is ``_id``).
+
+        Raises:
+            InvalidSpecificationError: ``criteria`` is neither a specification nor options.
+        """
+        options = QueryOptions.coerce(criteria)
+        if self.id_field == "_id":
+            return options
+        return rename_options(options, {self.id_field: "_id"})
+
     # --- by ids ----------------------------------------------------------------------------
 
     async def fetch_by_ids(self, ids: Sequence[Any], uow: Any) -> list[DTO]:
@@ -118,7 +130,7 @@ class MongoReadModel(Generic[DTO]):
             InvalidSpecificationError: ``criteria`` cannot be compiled (raised here, before
                 anything is sent).
         """
-        options = QueryOptions.coerce(criteria)
+        options = self.query_options(criteria)
         compiled = compile_query(options)
 
         async def load() -> list[DTO]:
@@ -156,7 +168,7 @@ class MongoReadModel(Generic[DTO]):
         Raises:
             InvalidSpecificationError: ``criteria`` cannot be compiled.
         """
-        options = QueryOptions.coerce(criteria)
+        options = self.query_options(criteria)
         compiled = compile_query(options)
         cursor = await driver.aggregate(
             self._collection(uow), compiled.pipeline(with_total=True), session=_session(uow)

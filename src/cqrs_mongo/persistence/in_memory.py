@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
-from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
-from uuid import UUID
 
 from pydantic import BaseModel
 
@@ -21,6 +18,7 @@ from cqrs_mongo.persistence.hooks import Hooks
 from cqrs_mongo.persistence.search_result import SearchResult
 from cqrs_mongo.persistence.unit_of_work import UnitOfWork
 from cqrs_mongo.specifications import QueryOptions, Specification
+from cqrs_mongo.specifications.bson_order import sort_key, type_class
 
 E = TypeVar("E", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
@@ -285,9 +283,11 @@ def _ordering(options: QueryOptions) -> list[tuple[str, bool]]:
     return [(key.field, key.descending) for key in options.ordering]
 
 
-def _path_sort_key(path: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:
-    def key(document: dict[str, Any]) -> tuple[int, Any]:
-        return sort_key(_get_path(document, path))
+def _path_sort_key(path: str) -> Callable[[dict[str, Any]], Any]:
+    def key(document: dict[str, Any]) -> Any:
+        # MongoDB orders by type class first (null and missing lowest), then by value.
+        value = _get_path(document, path)
+        return (type_class(value), sort_key(value))
 
     return key
 
@@ -299,27 +299,3 @@ def _get_path(document: Any, path: str) -> Any:
             return None
         current = current[part]
     return current
-
-
-_TYPE_RANK: tuple[tuple[type[Any], int], ...] = (
-    (bool, 8),
-    (int, 2),
-    (float, 2),
-    (Decimal, 2),
-    (str, 3),
-    (dict, 4),
-    (list, 5),
-    (bytes, 6),
-    (UUID, 6),
-    (datetime, 9),
-)
-
-
-def sort_key(value: Any) -> tuple[int, Any]:
-    """A key ordering values as MongoDB sorts them across types (null first)."""
-    if value is None:
-        return (0, 0)
-    for kind, rank in _TYPE_RANK:
-        if isinstance(value, kind):
-            return (rank, value if rank in (2, 3, 6, 9) else str(value))
-    return (10, str(value))
