@@ -21,7 +21,7 @@ from pymongo.write_concern import WriteConcern
 
 from bench import dataset
 from bench.models import CART_EVENTS, Cart, CartOpened, Customer, ItemAdded, OrderRow
-from cqrs_mongo.domain import DomainEvent, utc_now
+from cqrs_mongo.domain import utc_now
 
 # What cqrs-mongo's unit of work uses: snapshot reads, majority commits, primary.
 TRANSACTION_OPTIONS: dict[str, Any] = {
@@ -113,9 +113,15 @@ class RawSide:
     async def es_apply(self) -> None:
         stream_id = self.ids.next()
         if self.validate:
-            events: list[DomainEvent] = [CartOpened(aggregate_id=stream_id, customer_id="cust-001")]
-            events += [_item(stream_id, n) for n in range(dataset.EVENTS_PER_CART - 1)]
+            # The same domain work as through cqrs-mongo: an aggregate that takes the events.
+            cart = Cart(id=stream_id)
+            cart.add_event(CartOpened(customer_id="cust-001"))
+            for n in range(dataset.EVENTS_PER_CART - 1):
+                cart.add_event(_item(n))
+            events = cart.pending_events
             documents = [_event_document(stream_id, v, e) for v, e in enumerate(events, 1)]
+            cart.version = len(events)
+            cart.clear_pending_events()
         else:
             documents = [_raw_event(stream_id, v) for v in range(1, dataset.EVENTS_PER_CART + 1)]
         await self._in_transaction("events", documents)
@@ -157,10 +163,8 @@ def _row(document: dict[str, Any]) -> OrderRow:
     return OrderRow.model_validate(document)
 
 
-def _item(stream_id: str, n: int) -> ItemAdded:
-    return ItemAdded(
-        aggregate_id=stream_id, sku=f"sku-{n}", quantity=1 + n % 3, price=Decimal("9.99")
-    )
+def _item(n: int) -> ItemAdded:
+    return ItemAdded(sku=f"sku-{n}", quantity=1 + n % 3, price=Decimal("9.99"))
 
 
 def _event_document(stream_id: str, version: int, event: Any) -> dict[str, Any]:
