@@ -1,51 +1,25 @@
-"""The seed's e-commerce model, as written in the product spec (only imports changed)."""
+"""The seed's e-commerce model (shared with the example) and in-memory handlers for it."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
-
-from pydantic import BaseModel
-
-from cqrs_mongo import (
-    AggregateRoot,
-    DomainEvent,
-    InMemoryQueryPersistence,
-    InMemoryRepository,
+from examples.ecommerce.domain import (
+    Order,
+    OrderCreated,
+    OrderSubmitted,
+    OrderSummaryDTO,
 )
 
+from cqrs_mongo import InMemoryQueryPersistence, InMemoryRepository
 
-class OrderCreated(DomainEvent):
-    order_id: str
-    customer_id: str
-    total: Decimal
-
-
-class OrderSubmitted(DomainEvent):
-    order_id: str
-    submitted_at: datetime
-
-
-class Order(AggregateRoot[str]):
-    customer_id: str
-    status: str = "pending"
-    total: Decimal = Decimal("0.00")
-
-    def apply_OrderCreated(self, event: OrderCreated) -> None:
-        self.customer_id = event.customer_id
-        self.total = event.total
-        self.status = "created"
-
-    def apply_OrderSubmitted(self, event: OrderSubmitted) -> None:
-        self.status = "submitted"
-
-
-class OrderSummaryDTO(BaseModel):
-    id: str
-    customer_id: str
-    status: str
-    total: Decimal
-    created_at: datetime
+__all__ = [
+    "Order",
+    "OrderCreated",
+    "OrderRepository",
+    "OrderSubmitted",
+    "OrderSummaryDTO",
+    "OrderSummaryQuery",
+    "OrderSummarySpecQuery",
+]
 
 
 class OrderRepository(InMemoryRepository[Order, str]):
