@@ -10,6 +10,10 @@ MAX_PATH_LENGTH = 1_000
 """Longest field path accepted, in characters."""
 
 
+_KNOWN_GOOD: set[str] = set()
+_KNOWN_GOOD_LIMIT = 4096
+
+
 def validate_field_path(path: Any) -> str:
     """Return ``path`` if it is a safe dotted path into a document.
 
@@ -23,6 +27,10 @@ def validate_field_path(path: Any) -> str:
     Raises:
         InvalidSpecificationError: ``path`` is not a string or breaks one of the rules above.
     """
+    # The same few field names are checked on every query a service builds; remember the
+    # ones already accepted (only exact str instances, so a str subclass is checked afresh).
+    if type(path) is str and path in _KNOWN_GOOD:
+        return path
     if not isinstance(path, str):
         raise InvalidSpecificationError(
             f"Field name must be a string, got {type(path).__name__} {path!r}."
@@ -50,4 +58,6 @@ def validate_field_path(path: Any) -> str:
                 f"Field name {path!r} has numeric segment {segment!r}: array positions are "
                 "not supported, use elem_match."
             )
+    if type(path) is str and len(_KNOWN_GOOD) < _KNOWN_GOOD_LIMIT:
+        _KNOWN_GOOD.add(path)
     return path
