@@ -20,12 +20,13 @@ Handler = Callable[[Any, ProjectionContext], Awaitable[None]]
 class Projection:
     """Base class of projections: handlers per event type that update projection documents.
 
-    A handler is an ``async def on_<EventType>(self, event, ctx)`` method; ``event`` is the
-    decoded domain event (upcast to its class's current schema) and ``ctx`` a
-    :class:`ProjectionContext` whose writes are made idempotent by the store. Events of types
-    without a handler are skipped. The event classes are found from the handlers' type hints,
-    from ``events``, or by name among the loaded :class:`DomainEvent` subclasses; an
-    ``event_registry`` given to the constructor takes precedence (use it for upcasters).
+    A handler is an ``async def on_<EventClassName>(self, event, ctx)`` method (named after
+    the class, like an aggregate's ``apply_<EventClassName>``) and receives the events whose
+    stored type is that class's ``event_type``; ``event`` is the decoded domain event (upcast
+    to its class's current schema) and ``ctx`` a :class:`ProjectionContext` whose writes the
+    store makes idempotent. Events without a handler are skipped. The class named by a handler
+    is looked up in the ``event_registry`` given (use one for upcasters), then in ``events``,
+    the handler's type hints, and the loaded :class:`DomainEvent` subclasses.
 
     Example:
         >>> class OrderSummaries(Projection):
@@ -46,19 +47,19 @@ class Projection:
     events: ClassVar[Sequence[type[DomainEvent]]] = ()
 
     def __init__(self, event_registry: EventRegistry | None = None) -> None:
-        """Bind the handlers and the event classes.
+        """Bind each handler to the stored type name of its event class.
 
         Raises:
             ConfigurationError: ``name`` is not set, or a handler's event class cannot be found.
         """
         if not isinstance(getattr(type(self), "name", None), str) or not type(self).name:
             raise ConfigurationError(f"{type(self).__qualname__} must set `name`.")
-        self._handlers: dict[str, Handler] = {
-            name[len(HANDLER_PREFIX) :]: method
-            for name, method in inspect.getmembers(self, inspect.iscoroutinefunction)
-            if name.startswith(HANDLER_PREFIX)
-        }
-        self.event_registry = event_registry or self._registry_from_handlers()
+        self.event_registry = event_registry or EventRegistry(type(self).events)
+        self._handlers: dict[str, Handler] = {}
+        for method_name, method in inspect.getmembers(self, inspect.iscoroutinefunction):
+            if method_name.startswith(HANDLER_PREFIX):
+                event_class = _event_class_of(type(self), method_name, method, self.event_registry)
+                self._handlers[event_class.event_type] = method
 
     @property
     def handled_event_types(self) -> frozenset[str]:
@@ -83,33 +84,29 @@ class Projection:
         await handler(event, ctx)
         return True
 
-    def _registry_from_handlers(self) -> EventRegistry:
-        registry = EventRegistry(type(self).events)
-        for event_type, method in self._handlers.items():
-            if event_type not in registry:
-                registry.register(_event_class_of(type(self), event_type, method))
-        return registry
 
-
-def _event_class_of(owner: type[Any], event_type: str, method: Any) -> type[DomainEvent]:
+def _event_class_of(
+    owner: type[Any], method_name: str, method: Any, registry: EventRegistry
+) -> type[DomainEvent]:
+    """The event class ``on_<ClassName>`` handles, registered in ``registry`` if it was not."""
+    class_name = method_name[len(HANDLER_PREFIX) :]
+    known = [c for c in registry if c.__name__ == class_name]
+    if len(known) == 1:
+        return known[0]
     try:
         hints = typing.get_type_hints(method)
     except Exception:  # hints naming classes local to a function cannot be resolved
         hints = {}
     for hint in hints.values():
-        if (
-            inspect.isclass(hint)
-            and issubclass(hint, DomainEvent)
-            and hint.event_type == event_type
-        ):
-            return hint
-    candidates = [c for c in _loaded_event_classes() if c.event_type == event_type]
+        if inspect.isclass(hint) and issubclass(hint, DomainEvent) and hint.__name__ == class_name:
+            return registry.register(hint)
+    candidates = [c for c in _loaded_event_classes() if c.__name__ == class_name]
     if len(candidates) == 1:
-        return candidates[0]
+        return registry.register(candidates[0])
     found = "no loaded class" if not candidates else f"{len(candidates)} loaded classes"
     raise ConfigurationError(
-        f"{owner.__qualname__}.{HANDLER_PREFIX}{event_type}: expected one DomainEvent class "
-        f"with event type {event_type!r}, found {found}; list it in `events`."
+        f"{owner.__qualname__}.{method_name}: expected one DomainEvent class named "
+        f"{class_name!r}, found {found}; list it in `events`."
     )
 
 
