@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import uuid
 from collections import defaultdict
 from typing import Any, ClassVar
 
@@ -12,6 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from cqrs_mongo.domain import DomainEvent
+from cqrs_mongo.errors import ConfigurationError, ProjectionError
 from cqrs_mongo.mongo.event_store import MongoEventStore
 from cqrs_mongo.mongo.projection_query import ProjectionPersistence
 from cqrs_mongo.mongo.projection_worker import MongoProjectionWorker
@@ -55,7 +57,7 @@ def healthy_handler() -> Any:
     BalanceProjection.failing_amounts = set()
 
 
-async def deposit(factory: MongoUnitOfWorkFactory, account: str, *amounts: int) -> None:
+async def deposit(factory: MongoUnitOfWorkFactory, account: Any, *amounts: int) -> None:
     async def append(uow: MongoUnitOfWork) -> None:
         store = MongoEventStore(uow.database)
         version = await store.stream_version(account, uow=uow)
@@ -251,8 +253,6 @@ async def test_a_handler_failing_once_is_retried_not_parked(
 
 
 async def test_starting_twice_is_refused(factory: MongoUnitOfWorkFactory) -> None:
-    from cqrs_mongo.errors import ProjectionError
-
     worker = MongoProjectionWorker(BalanceProjection(), factory, max_await_ms=20)
     await worker.start()
     try:
@@ -341,3 +341,27 @@ async def test_rebuild_under_load_never_shows_readers_a_partial_model(
 
 async def projected_list(database: Any) -> list[dict[str, Any]]:
     return [doc async for doc in database["balances"].find({})]
+
+
+async def test_catch_up_walks_stream_ids_of_every_type_once(
+    factory: MongoUnitOfWorkFactory, mongo_db: Any
+) -> None:
+    ids: list[Any] = [2, 10, "b", "a.$x", uuid.UUID(int=5), 7.5]
+    for n, stream_id in enumerate(ids):
+        await deposit(factory, stream_id, n + 1, n + 1)
+    worker = MongoProjectionWorker(BalanceProjection(), factory, batch_size=1, max_await_ms=20)
+
+    assert await worker.run_until_caught_up() == 12
+
+    documents = {doc["_id"]: doc async for doc in mongo_db["balances"].find({})}
+    assert {k: documents[k]["versions"] for k in ids} == {key: [1, 2] for key in ids}
+    assert documents["all-accounts"]["_applied_count"] == 12
+
+
+async def test_the_worker_refuses_a_deployment_without_transactions(mongomock_client: Any) -> None:
+    factory = MongoUnitOfWorkFactory(mongomock_client, "shop")
+    worker = MongoProjectionWorker(BalanceProjection(), factory)
+
+    with pytest.raises(ConfigurationError, match="needs transactions and change streams"):
+        await worker.start()
+    assert worker.state is WorkerState.STOPPED
