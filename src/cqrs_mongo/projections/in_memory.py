@@ -12,7 +12,6 @@ from cqrs_mongo.projections.context import GuardedWrite, ProjectionContext
 from cqrs_mongo.projections.projection import Projection
 from cqrs_mongo.projections.stream_keys import encode_stream_key
 from cqrs_mongo.projections.update_operators import (
-    APPLIED_COUNT_FIELD,
     APPLIED_FIELD,
     BOOKKEEPING_FIELDS,
     apply_update,
@@ -144,11 +143,3 @@ def _public(document: dict[str, Any], bookkeeping: bool) -> dict[str, Any]:
     if bookkeeping:
         return copy.deepcopy(document)
     return {k: copy.deepcopy(v) for k, v in document.items() if k not in BOOKKEEPING_FIELDS}
-
-
-__all__ = [
-    "APPLIED_COUNT_FIELD",
-    "InMemoryProjectionContext",
-    "InMemoryProjectionRunner",
-    "InMemoryProjectionStore",
-]
