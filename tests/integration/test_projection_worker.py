@@ -365,3 +365,29 @@ async def test_the_worker_refuses_a_deployment_without_transactions(mongomock_cl
     with pytest.raises(ConfigurationError, match="needs transactions and change streams"):
         await worker.start()
     assert worker.state is WorkerState.STOPPED
+
+
+class Renamed(DomainEvent):
+    name: str
+
+
+async def test_events_the_projection_ignores_still_move_its_checkpoint_on(
+    factory: MongoUnitOfWorkFactory, mongo_db: Any
+) -> None:
+    worker = MongoProjectionWorker(
+        BalanceProjection(), factory, max_await_ms=20, idle_checkpoint_seconds=0
+    )
+    await deposit(factory, "a", 1)
+    await worker.run_until_caught_up()
+    await worker.run_until_caught_up()  # now streaming
+    before = await mongo_db["projection_checkpoints"].find_one({"_id": "balances"})
+
+    async with factory() as uow:
+        renames = [Renamed(name=f"n{n}") for n in range(3)]
+        await MongoEventStore(uow.database).append("a", renames, 1, stream_type="Account", uow=uow)
+    await worker.run_until_caught_up()
+    after = await mongo_db["projection_checkpoints"].find_one({"_id": "balances"})
+
+    assert before["position"]["streaming"] is True
+    assert after["position"]["resume_token"] != before["position"]["resume_token"]
+    assert after["events"] == before["events"] == 1

@@ -175,7 +175,7 @@ class MongoEventFeed:
                 return items, items[-1].position
             position = FeedPosition(start_at=position.start_at, streaming=True)
         items = await self._read_stream(position, limit)
-        return items, (items[-1].position if items else position)
+        return items, self._stream_position or position
 
     async def pending(
         self, position: FeedPosition, cap: int = 10_000
@@ -252,8 +252,16 @@ class MongoEventFeed:
         except BaseException:
             await self.close()
             raise
-        self._stream_position = items[-1].position if items else position
+        self._stream_position = items[-1].position if items else self._idle_position(position)
         return items
+
+    def _idle_position(self, position: FeedPosition) -> FeedPosition:
+        # The server's post-batch resume token moves past events the $match filtered out;
+        # following it keeps a rarely-fed projection's checkpoint inside the oplog window.
+        token = self._stream.resume_token
+        if token is None or token == position.resume_token:
+            return position
+        return FeedPosition(start_at=position.start_at, resume_token=token, streaming=True)
 
     async def _open(self, position: FeedPosition, *, max_await_ms: int) -> Any:
         match: dict[str, Any] = {"operationType": "insert"}

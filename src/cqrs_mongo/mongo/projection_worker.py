@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -80,6 +81,8 @@ class MongoProjectionWorker:
         retry: how a failing event is retried before it is parked.
         max_await_ms: how long one read waits on the change stream for new events.
         collection: pin the worker to this collection instead of following the alias.
+        idle_checkpoint_seconds: while no event of the projection's types arrives, how often
+            the checkpoint still moves on with the change stream (so it stays in the oplog).
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class MongoProjectionWorker:
         retry: RetryPolicy | None = None,
         max_await_ms: int = 100,
         collection: str | None = None,
+        idle_checkpoint_seconds: float = 60.0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -107,6 +111,8 @@ class MongoProjectionWorker:
         self.max_await_ms = max_await_ms
         self.feed = self._new_feed()
         self.collection = collection
+        self.idle_checkpoint_seconds = idle_checkpoint_seconds
+        self._checkpointed_at = time.monotonic()
         self.last_error: BaseException | None = None
         self._position: FeedPosition | None = None
         self._prepared: set[str] = set()
@@ -218,8 +224,20 @@ class MongoProjectionWorker:
             return 0, None
         if items:
             await self._process(items)
+            self._checkpointed_at = time.monotonic()
+        elif after is not position and self._idle_checkpoint_due():
+            await self.factory.run(self._save_idle_checkpoint, after)
         self._position = after
         return len(items), (items[-1].cluster_time if items else None)
+
+    def _idle_checkpoint_due(self) -> bool:
+        return time.monotonic() - self._checkpointed_at >= self.idle_checkpoint_seconds
+
+    async def _save_idle_checkpoint(self, uow: MongoUnitOfWork, position: FeedPosition) -> None:
+        await self.store.save_checkpoint(
+            self._require_collection(), position, 0, session=uow.session
+        )
+        self._checkpointed_at = time.monotonic()
 
     async def _prepare(self) -> FeedPosition:
         collection = await self._target()
