@@ -4,9 +4,17 @@ from cqrs_mongo.mongo.codecs import CLIENT_CODEC_KWARGS, CODEC_OPTIONS
 from cqrs_mongo.mongo.documents import DocumentMapper
 from cqrs_mongo.mongo.driver import BulkOutcome, Capabilities, bulk_write, create_client
 from cqrs_mongo.mongo.errors import IndexBuildError
+from cqrs_mongo.mongo.event_feed import FeedPosition, MongoEventFeed
 from cqrs_mongo.mongo.event_sourced_repository import EventSourcedRepository
 from cqrs_mongo.mongo.event_store import MongoEventStore
 from cqrs_mongo.mongo.indexes import IndexSpec, ensure_indexes
+from cqrs_mongo.mongo.projection_query import (
+    ProjectionPersistence,
+    ProjectionQueryPersistence,
+    ProjectionSpecificationPersistence,
+)
+from cqrs_mongo.mongo.projection_store import MongoProjectionStore
+from cqrs_mongo.mongo.projection_worker import MongoProjectionWorker
 from cqrs_mongo.mongo.query_persistence import (
     MongoQueryPersistence,
     MongoReadModel,
@@ -25,6 +33,7 @@ __all__ = [
     "BulkOutcome",
     "Capabilities",
     "DocumentMapper",
+    "FeedPosition",
     "EventSourcedRepository",
     "IndexBuildError",
     "IndexSpec",
@@ -32,12 +41,18 @@ __all__ = [
     "MongoReadModel",
     "MongoReadModelPersistence",
     "MongoRepository",
+    "MongoEventFeed",
     "MongoEventStore",
+    "MongoProjectionStore",
+    "MongoProjectionWorker",
     "MongoSnapshotStore",
     "MongoSpecificationPersistence",
     "MongoUnitOfWork",
     "MongoUnitOfWorkFactory",
     "Page",
+    "ProjectionPersistence",
+    "ProjectionQueryPersistence",
+    "ProjectionSpecificationPersistence",
     "RetryBudget",
     "TransactionAttempts",
     "bulk_write",
