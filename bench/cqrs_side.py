@@ -79,10 +79,11 @@ class CqrsSide:
             page = await self.rows.fetch_page(dataset.page_options(), uow)
         return page.items, page.total
 
-    # 3b. the same through the dispatcher: await the SearchResult, then count() it.
+    # 3b. the same through the dispatcher: SearchResult.page() (the same $facet, read-only unit).
     async def page_via_dispatcher(self) -> tuple[list[Any], int]:
         result = await self.dispatcher.fetch(OrderRow, dataset.page_options())
-        return await result, await result.count()
+        page = await result.page()
+        return page.items, page.total
 
     # 4. SearchResult.stream over a server cursor.
     async def stream(self, rows: int, total_rows: int) -> int:

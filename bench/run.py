@@ -123,8 +123,8 @@ def workloads(
         "page": (
             f"specification query: a {dataset.PAGE_SIZE}-row page with its total",
             page,
-            "cqrs-mongo = MongoReadModel.fetch_page ($facet); (dispatcher) = await the "
-            "SearchResult, then count()",
+            "cqrs-mongo = MongoReadModel.fetch_page ($facet); (dispatcher) = "
+            "dispatcher.fetch(...).page(), the same $facet",
         ),
         "stream": (
             f"stream {rows:,} rows (batch {dataset.STREAM_BATCH})",

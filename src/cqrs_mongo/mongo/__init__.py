@@ -20,12 +20,12 @@ from cqrs_mongo.mongo.query_persistence import (
     MongoReadModel,
     MongoReadModelPersistence,
     MongoSpecificationPersistence,
-    Page,
 )
 from cqrs_mongo.mongo.repository import MongoRepository
 from cqrs_mongo.mongo.runner import RetryBudget, TransactionAttempts
 from cqrs_mongo.mongo.snapshot_store import MongoSnapshotStore
 from cqrs_mongo.mongo.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
+from cqrs_mongo.persistence.search_result import Page
 
 __all__ = [
     "CLIENT_CODEC_KWARGS",

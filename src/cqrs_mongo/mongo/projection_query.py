@@ -20,9 +20,8 @@ from cqrs_mongo.mongo.query_persistence import (
     MongoQueryPersistence,
     MongoReadModel,
     MongoSpecificationPersistence,
-    Page,
 )
-from cqrs_mongo.persistence.search_result import SearchResult
+from cqrs_mongo.persistence.search_result import Page, SearchResult
 from cqrs_mongo.projections import BOOKKEEPING_FIELDS
 from cqrs_mongo.specifications import QueryOptions
 
@@ -101,7 +100,10 @@ class ProjectionReadModel(MongoReadModel[DTO]):
         async def first() -> DTO | None:
             return await (await inner()).first()
 
-        return SearchResult(load, stream=stream, count=count, first=first)
+        async def page() -> Page[DTO]:
+            return await (await inner()).page()
+
+        return SearchResult(load, stream=stream, count=count, first=first, page=page)
 
     async def fetch_page(self, criteria: Any, uow: Any) -> Page[DTO]:
         """A page of read models and the total number of matches, in one round trip.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence, Set
-from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -15,28 +14,12 @@ from cqrs_mongo.mongo.documents import DocumentMapper
 from cqrs_mongo.mongo.indexes import IndexSpec
 from cqrs_mongo.mongo.keyset import encode_cursor
 from cqrs_mongo.mongo.query_compiler import CompiledQuery, compile_query
-from cqrs_mongo.persistence.search_result import SearchResult
+from cqrs_mongo.persistence.search_result import Page, SearchResult
 from cqrs_mongo.specifications import QueryOptions
 from cqrs_mongo.specifications.renaming import rename_options
 
 DTO = TypeVar("DTO")
 ID = TypeVar("ID")
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[DTO]):
-    """One page of read models with the total number of matches.
-
-    Attributes:
-        items: the read models of this page, in order.
-        total: how many read models match, across all pages.
-        next_cursor: the keyset token of the next page (``QueryOptions.with_cursor``), or
-            ``None`` when this page is the last one.
-    """
-
-    items: list[DTO]
-    total: int
-    next_cursor: str | None
 
 
 class MongoReadModel(Generic[DTO]):
@@ -157,7 +140,10 @@ class MongoReadModel(Generic[DTO]):
             documents = await driver.to_list(cursor)
             return self.to_dto(documents[0]) if documents else None
 
-        return SearchResult(load, stream=stream, count=count, first=first)
+        async def page() -> Page[DTO]:
+            return await self._page(options, compiled, uow)
+
+        return SearchResult(load, stream=stream, count=count, first=first, page=page)
 
     async def fetch_page(self, criteria: Any, uow: Any) -> Page[DTO]:
         """A page of read models and the total number of matches, in one round trip.
@@ -169,7 +155,9 @@ class MongoReadModel(Generic[DTO]):
             InvalidSpecificationError: ``criteria`` cannot be compiled.
         """
         options = self.query_options(criteria)
-        compiled = compile_query(options)
+        return await self._page(options, compile_query(options), uow)
+
+    async def _page(self, options: QueryOptions, compiled: CompiledQuery, uow: Any) -> Page[DTO]:
         cursor = await driver.aggregate(
             self._collection(uow), compiled.pipeline(with_total=True), session=_session(uow)
         )

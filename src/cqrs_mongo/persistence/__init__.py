@@ -17,7 +17,7 @@ from cqrs_mongo.persistence.ports import (
     IRetrievalPersistence,
 )
 from cqrs_mongo.persistence.registry import PersistenceRegistry
-from cqrs_mongo.persistence.search_result import SearchResult
+from cqrs_mongo.persistence.search_result import Page, SearchResult
 from cqrs_mongo.persistence.unit_of_work import (
     UnitOfWork,
     UnitOfWorkFactory,
@@ -41,6 +41,7 @@ __all__ = [
     "InMemoryUnitOfWork",
     "InMemoryUnitOfWorkFactory",
     "LoggingHook",
+    "Page",
     "PersistenceDispatcher",
     "PersistenceRegistry",
     "SearchResult",

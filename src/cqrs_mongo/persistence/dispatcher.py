@@ -18,7 +18,7 @@ from cqrs_mongo.errors import (
 )
 from cqrs_mongo.persistence.hooks import Hooks
 from cqrs_mongo.persistence.registry import PersistenceRegistry, Registration
-from cqrs_mongo.persistence.search_result import SearchResult
+from cqrs_mongo.persistence.search_result import Page, SearchResult
 from cqrs_mongo.persistence.unit_of_work import UnitOfWork
 from cqrs_mongo.specifications import QueryOptions, Specification
 
@@ -211,7 +211,12 @@ class PersistenceDispatcher:
                 inner: SearchResult[T] = await handler.fetch(criteria, active)
                 return await inner.first()
 
-        return SearchResult(load, stream=stream, count=count, first=first)
+        async def page() -> Page[T]:
+            async with self._read(registration, target, (), uow, "page") as active:
+                inner: SearchResult[T] = await handler.fetch(criteria, active)
+                return await inner.page()
+
+        return SearchResult(load, stream=stream, count=count, first=first, page=page)
 
     # --- units of work and handlers --------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T", covariant=True)
@@ -12,8 +13,25 @@ Loader = Callable[[], Awaitable[list[U]]]
 Streamer = Callable[[int], AsyncIterator[U]]
 Counter = Callable[[], Awaitable[int]]
 FirstLoader = Callable[[], Awaitable[U | None]]
+PageLoader = Callable[[], Awaitable["Page[U]"]]
 
 DEFAULT_BATCH_SIZE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of results with the total number of matches.
+
+    Attributes:
+        items: the results of this page, in order.
+        total: how many results match, across all pages.
+        next_cursor: the keyset token of the next page (``QueryOptions.with_cursor``), or
+            ``None`` when this page is the last one or the store has no cursors.
+    """
+
+    items: list[T]
+    total: int
+    next_cursor: str | None = None
 
 
 class SearchResult(Generic[T]):
@@ -22,13 +40,14 @@ class SearchResult(Generic[T]):
     ``await result`` runs the query and returns a list (each await runs it again).
     ``result.stream(batch_size=n)`` iterates a server cursor, holding one batch at a time.
     ``await result.count()`` asks the store for the total (ignoring pagination), and
-    ``await result.first()`` loads at most one item.
+    ``await result.first()`` loads at most one item, and ``await result.page()`` returns the
+    items with the total (one round trip where the store can, e.g. a ``$facet`` on MongoDB).
 
-    Stores build one from callables; where a store gives no streamer, counter or first-loader,
-    they are derived from the loader.
+    Stores build one from callables; where a store gives no streamer, counter, first-loader or
+    page-loader, they are derived from the loader (and the counter).
     """
 
-    __slots__ = ("_count", "_first", "_load", "_stream")
+    __slots__ = ("_count", "_first", "_load", "_page", "_stream")
 
     def __init__(
         self,
@@ -37,11 +56,13 @@ class SearchResult(Generic[T]):
         stream: Streamer[T] | None = None,
         count: Counter | None = None,
         first: FirstLoader[T] | None = None,
+        page: PageLoader[T] | None = None,
     ) -> None:
         self._load = load
         self._stream = stream
         self._count = count
         self._first = first
+        self._page = page
 
     @classmethod
     def of(cls, items: Sequence[T]) -> SearchResult[T]:
@@ -91,6 +112,12 @@ class SearchResult(Generic[T]):
         async for item in self.stream(batch_size=1):
             return item
         return None
+
+    async def page(self) -> Page[T]:
+        """The items (as awaiting gives them) with the total number of matches."""
+        if self._page is not None:
+            return await self._page()
+        return Page(await self._load(), await self.count())
 
     def map(self, fn: Callable[[T], Any]) -> SearchResult[Any]:
         """A result whose items are ``fn(item)``, computed as they are read."""

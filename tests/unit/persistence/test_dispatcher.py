@@ -245,6 +245,8 @@ async def test_fetch_is_lazy_and_its_hook_span_covers_the_query() -> None:
     assert first is not None
     assert first.id == "r2"
     assert [r.n async for r in result.stream(batch_size=2)] == [2, 3, 4]
+    page = await result.page()
+    assert ([r.id for r in page.items], page.total) == (["r2", "r3", "r4"], 3)
 
     fetches = [(e.phase, e.detail["mode"]) for e in events if e.operation == "fetch"]
     assert fetches == [
@@ -252,6 +254,7 @@ async def test_fetch_is_lazy_and_its_hook_span_covers_the_query() -> None:
         ("before", "count"), ("after", "count"),
         ("before", "first"), ("after", "first"),
         ("before", "stream"), ("after", "stream"),
+        ("before", "page"), ("after", "page"),
     ]  # fmt: skip
     assert all(e.duration is not None for e in events if e.phase == "after")
 

@@ -54,3 +54,14 @@ async def test_stream_rejects_a_batch_size_that_is_not_a_positive_int(bad: objec
 async def test_first_of_an_empty_result_is_none() -> None:
     assert await SearchResult.of([]).first() is None
     assert await SearchResult.of([]).count() == 0
+
+
+async def test_page_defaults_to_the_items_and_the_stores_count() -> None:
+    async def load() -> list[int]:
+        return [1, 2]
+
+    async def count() -> int:
+        return 7
+
+    page = await SearchResult(load, count=count).page()
+    assert (page.items, page.total, page.next_cursor) == ([1, 2], 7, None)
