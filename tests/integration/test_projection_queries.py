@@ -7,9 +7,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from examples.ecommerce.domain import (
+    Order,
+    OrderCreated,
+    OrderSubmitted,
+    OrderSummaryDTO,
+)
+from examples.ecommerce.infrastructure import OrderSummaryProjection
 
-from cqrs_mongo.domain import AggregateRoot, DomainEvent
 from cqrs_mongo.mongo.event_sourced_repository import EventSourcedRepository
 from cqrs_mongo.mongo.projection_query import (
     ProjectionPersistence,
@@ -19,66 +24,16 @@ from cqrs_mongo.mongo.projection_query import (
 from cqrs_mongo.mongo.projection_worker import MongoProjectionWorker
 from cqrs_mongo.mongo.unit_of_work import MongoUnitOfWorkFactory
 from cqrs_mongo.persistence import PersistenceDispatcher, PersistenceRegistry
-from cqrs_mongo.projections import Projection, ProjectionContext
 from cqrs_mongo.specifications import QueryOptions, SpecificationBuilder
 
 pytestmark = [pytest.mark.requires_transactions, pytest.mark.requires_change_streams]
 
 
-# --- the seed's model, as in the spec (imports changed) --------------------------------------
-
-
-class OrderCreated(DomainEvent):
-    order_id: str
-    customer_id: str
-    total: Decimal
-
-
-class OrderSubmitted(DomainEvent):
-    order_id: str
-    submitted_at: datetime
-
-
-class Order(AggregateRoot[str]):
-    customer_id: str
-    status: str = "pending"
-    total: Decimal = Decimal("0.00")
-
-    def apply_OrderCreated(self, event: OrderCreated) -> None:
-        self.customer_id = event.customer_id
-        self.total = event.total
-        self.status = "created"
-
-    def apply_OrderSubmitted(self, event: OrderSubmitted) -> None:
-        self.status = "submitted"
-
-
-class OrderSummaryDTO(BaseModel):
-    id: str
-    customer_id: str
-    status: str
-    total: Decimal
-    created_at: datetime
+# The seed's model and projection are the e-commerce example's (the spec's code, imports changed).
 
 
 class OrderRepository(EventSourcedRepository[Order, str]):
     pass
-
-
-class OrderSummaryProjection(Projection):
-    name = "order_summaries"
-
-    async def on_OrderCreated(self, event: OrderCreated, ctx: ProjectionContext) -> None:
-        await ctx.set(
-            event.order_id,
-            customer_id=event.customer_id,
-            status="created",
-            total=event.total,
-            created_at=event.occurred_at,
-        )
-
-    async def on_OrderSubmitted(self, event: OrderSubmitted, ctx: ProjectionContext) -> None:
-        await ctx.update(event.order_id, {"$set": {"status": "submitted"}})
 
 
 class OrderSummaryQuery(ProjectionQueryPersistence[OrderSummaryDTO, str]):
