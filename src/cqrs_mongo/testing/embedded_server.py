@@ -7,6 +7,7 @@ started, never when ``cqrs_mongo`` is imported.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import socket
@@ -51,7 +52,16 @@ class EmbeddedMongoServer:
     def stop(self) -> None:
         """Stop the server and free its port. Stopping twice is harmless."""
         if self._server is not None:
-            self._server.stop()
+            # Stopping an in-memory SecantusDB logs a traceback while trying to persist its
+            # oplog metadata after its storage has begun shutting down; with ":memory:"
+            # storage there is nothing to persist, so that one logger is quiet during stop.
+            close_log = logging.getLogger("secantus.storage.close")
+            level = close_log.level
+            close_log.setLevel(logging.CRITICAL)
+            try:
+                self._server.stop()
+            finally:
+                close_log.setLevel(level)
             self._server = None
         if self._process is not None:
             self._process.terminate()
