@@ -29,14 +29,34 @@ class CacheKeys:
         if not namespace or ":" in namespace:
             raise ValueError(f"Cache namespace must be non-empty without ':', got {namespace!r}.")
         self.namespace = namespace
+        # Reads build two keys per id: the prefixes are made once per type, not per key.
+        self._entry_prefixes: dict[tuple[Kind, type[Any], str], str] = {}
+        self._generation_prefixes: dict[type[Any], str] = {}
 
     def entry(self, kind: Kind, target: type[Any], schema: str, entity_id: Any) -> str:
         """The key of one cached value (or cached absence)."""
-        return f"{self.namespace}:{kind}:{target.__qualname__}:{schema}:{id_token(entity_id)}"
+        return self.entry_prefix(kind, target, schema) + id_token(entity_id)
 
     def generation(self, target: type[Any], entity_id: Any) -> str:
         """The key holding the invalidation generation of one type and id."""
-        return f"{self.namespace}:gen:{target.__qualname__}:{id_token(entity_id)}"
+        return self.generation_prefix(target) + id_token(entity_id)
+
+    def entry_prefix(self, kind: Kind, target: type[Any], schema: str) -> str:
+        """Every entry key of ``kind``, ``target`` and ``schema`` is this plus an id token."""
+        prefix = self._entry_prefixes.get((kind, target, schema))
+        if prefix is None:
+            prefix = f"{self.namespace}:{kind}:{target.__qualname__}:{schema}:"
+            self._entry_prefixes[(kind, target, schema)] = prefix
+        return prefix
+
+    def generation_prefix(self, target: type[Any]) -> str:
+        """Every generation key of ``target`` is this plus an id token."""
+        prefix = self._generation_prefixes.get(target)
+        if prefix is None:
+            prefix = self._generation_prefixes[target] = (
+                f"{self.namespace}:gen:{target.__qualname__}:"
+            )
+        return prefix
 
 
 def id_token(entity_id: Any) -> str:

@@ -34,7 +34,11 @@ from typing import Any
 
 from cqrs_mongo.cache.keys import KINDS, CacheKeys, Kind, id_token
 from cqrs_mongo.cache.resilient_cache import UNAVAILABLE, ResilientCache
+from cqrs_mongo.cache.serialization import ABSENT as ABSENT_BODY
 from cqrs_mongo.cache.serialization import (
+    ENTRY_HEAD,
+    PRESENT,
+    SEPARATOR,
     CacheDecodeError,
     ModelCodec,
     codec_for,
@@ -133,7 +137,8 @@ class ReadThroughCache:
         Raises:
             Exception: whatever ``load`` raises; cache failures never propagate.
         """
-        wanted = {id_token(entity_id): entity_id for entity_id in ids}
+        # Strings are their own token; the call is only for other id types.
+        wanted = {(i if type(i) is str else id_token(i)): i for i in ids}
         if target in self._unmatched or not await self._flush_pending():
             return list(await load(list(ids))), 0, len(wanted)
         lookup = await self._lookup(kind, target, wanted)
@@ -201,30 +206,32 @@ class ReadThroughCache:
     ) -> _Lookup | None:
         codec = codec_for(target)
         tokens = list(wanted)
-        entry_keys = [
-            self.keys.entry(kind, target, codec.schema_version, wanted[t]) for t in tokens
-        ]
-        gen_keys = [self.keys.generation(target, wanted[t]) for t in tokens]
+        count = len(tokens)
+        # Entry keys first, then the generation keys of the same ids, in one MGET.
+        entry_prefix = self.keys.entry_prefix(kind, target, codec.schema_version)
+        keys = [entry_prefix + token for token in tokens]
+        generation_prefix = self.keys.generation_prefix(target)
+        keys.extend([generation_prefix + token for token in tokens])
         ids = list(wanted.values())
-        raw = await self.cache.call(
-            "get_many", lambda s: s.get_many(entry_keys + gen_keys), target, ids
-        )
+        raw = await self.cache.call("get_many", lambda s: s.get_many(keys), target, ids)
         if raw is UNAVAILABLE:
             return None
         lookup = _Lookup()
+        found = lookup.found
         garbage: list[str] = []
         for position, token in enumerate(tokens):
-            entry, generation = raw[position], raw[len(tokens) + position]
-            lookup.generations[token] = generation
+            entry = raw[position]
             if entry is None:
                 continue
             try:
-                value = self._decode(codec, entry, generation)
+                value = self._decode(codec, entry, raw[count + position])
             except CacheDecodeError:
-                garbage.append(entry_keys[position])
+                garbage.append(keys[position])
                 continue
             if value is not None:
-                lookup.found[token] = value
+                found[token] = value
+        if len(found) < count:  # only a miss needs the generations, to stamp what it stores
+            lookup.generations = dict(zip(tokens, raw[count:], strict=True))
         if garbage:
             self.cache.stats.garbage += len(garbage)
             logger.debug("Deleting %d undecodable cache entries: %s", len(garbage), garbage)
@@ -233,7 +240,20 @@ class ReadThroughCache:
 
     @staticmethod
     def _decode(codec: ModelCodec[Any], raw: bytes, generation: bytes | None) -> Any:
-        """The cached value, ``ABSENT``, or ``None`` when the entry's generation is outdated."""
+        """The cached value, ``ABSENT``, or ``None`` when the entry's generation is outdated.
+
+        Raises:
+            CacheDecodeError: ``raw`` is not an envelope, or its JSON does not validate.
+        """
+        if generation and SEPARATOR not in generation:
+            # The common case, a current entry, without splitting the envelope apart.
+            head = ENTRY_HEAD + generation + SEPARATOR
+            if raw.startswith(head):
+                body = raw[len(head) :]
+                if body[:1] == PRESENT:
+                    return codec.load(body[1:])
+                if body == ABSENT_BODY:
+                    return ABSENT
         entry = decode_entry(raw)
         if generation is None or entry.generation != generation:
             return None
