@@ -47,9 +47,10 @@ class SpecificationBuilder:
         Raises:
             InvalidSpecificationError: bad field name, unknown operator or ill-shaped value.
         """
-        if Operator.parse(operator) is Operator.ELEM_MATCH and not isinstance(value, Specification):
+        op = Operator.parse(operator)
+        if op is Operator.ELEM_MATCH and not isinstance(value, Specification):
             value = _resolve(value)
-        return self.add(Condition(field, operator, value))
+        return SpecificationBuilder((*self._terms, Condition(field, op, value)))
 
     def add(self, specification: Specification) -> SpecificationBuilder:
         """AND an already built specification.

@@ -47,6 +47,11 @@ class Operator(StrEnum):
         """
         if isinstance(text, Operator):
             return text
+        if type(text) is str:
+            # Most code spells operators canonically ("=", ">="): one lookup, no copy.
+            exact = _BY_SPELLING.get(text)
+            if exact is not None:
+                return exact
         if isinstance(text, str):
             found = _BY_SPELLING.get(text.strip().lower())
             if found is not None:

@@ -16,6 +16,8 @@ MAX_LIMIT = 100_000
 MAX_CURSOR_LENGTH = 16_384
 """Longest cursor token accepted, in characters."""
 
+_UNCHANGED: Any = object()
+
 
 class SortKey(NamedTuple):
     """One ordering key: a field path and a direction (``1`` ascending, ``-1`` descending).
@@ -74,24 +76,13 @@ class QueryOptions:
     fields: tuple[str, ...] | None = field(default=None)
 
     def __post_init__(self) -> None:
-        if self.specification is not None and not isinstance(self.specification, Specification):
-            raise InvalidSpecificationError(
-                f"Expected a specification, got {type(self.specification).__name__}."
-            )
+        _check_specification(self.specification)
         _check_limit(self.limit)
-        if isinstance(self.offset, bool) or not isinstance(self.offset, int) or self.offset < 0:
-            raise InvalidSpecificationError(
-                f"Offset must be a non-negative integer, got {self.offset!r}."
-            )
+        _check_offset(self.offset)
         _check_ordering(self.ordering)
         _check_cursor(self.cursor)
-        if self.cursor is not None and self.offset:
-            raise InvalidSpecificationError(
-                f"Offset {self.offset} cannot be combined with a cursor; use one or the other."
-            )
-        if self.fields is not None:
-            for name in self.fields:
-                validate_field_path(name)
+        _check_exclusive(self.offset, self.cursor)
+        _check_fields(self.fields)
 
     @classmethod
     def coerce(cls, criteria: Specification | QueryOptions | None) -> QueryOptions:
@@ -114,7 +105,8 @@ class QueryOptions:
         Raises:
             InvalidSpecificationError: not a specification.
         """
-        return replace(self, specification=specification)
+        _check_specification(specification)
+        return self._derive(specification, self.ordering, self.limit, self.offset, self.cursor)
 
     def with_ordering(self, *fields: str | SortKey) -> QueryOptions:
         """A copy ordered by ``fields`` (``"-name"`` for descending), replacing any ordering.
@@ -123,7 +115,8 @@ class QueryOptions:
             InvalidSpecificationError: a field name is invalid or repeated.
         """
         keys = tuple(f if isinstance(f, SortKey) else SortKey.parse(f) for f in fields)
-        return replace(self, ordering=keys)
+        _check_ordering(keys)
+        return self._derive(self.specification, keys, self.limit, self.offset, self.cursor)
 
     def with_pagination(self, limit: int | None = None, offset: int = 0) -> QueryOptions:
         """A copy returning at most ``limit`` rows after skipping ``offset``.
@@ -132,7 +125,10 @@ class QueryOptions:
             InvalidSpecificationError: limit not in 1..MAX_LIMIT, negative offset, or an
                 offset while a cursor is set.
         """
-        return replace(self, limit=limit, offset=offset)
+        _check_limit(limit)
+        _check_offset(offset)
+        _check_exclusive(offset, self.cursor)
+        return self._derive(self.specification, self.ordering, limit, offset, self.cursor)
 
     def with_cursor(self, token: str | None) -> QueryOptions:
         """A copy starting after the row the opaque ``token`` was issued for.
@@ -140,7 +136,9 @@ class QueryOptions:
         Raises:
             InvalidSpecificationError: the token is not a short string, or an offset is set.
         """
-        return replace(self, cursor=token)
+        _check_cursor(token)
+        _check_exclusive(self.offset, token)
+        return self._derive(self.specification, self.ordering, self.limit, self.offset, token)
 
     def with_fields(self, *fields: str) -> QueryOptions:
         """A copy returning only ``fields`` (and ``_id``); no fields means all of them.
@@ -148,7 +146,74 @@ class QueryOptions:
         Raises:
             InvalidSpecificationError: a field name is invalid.
         """
-        return replace(self, fields=tuple(fields) or None)
+        selected = tuple(fields) or None
+        _check_fields(selected)
+        return self._derive(
+            self.specification, self.ordering, self.limit, self.offset, self.cursor, selected
+        )
+
+    def _derive(
+        self,
+        specification: Specification | None,
+        ordering: tuple[SortKey, ...],
+        limit: int | None,
+        offset: int,
+        cursor: str | None,
+        fields: Any = _UNCHANGED,
+    ) -> QueryOptions:
+        """A copy with the given parts, which the caller has validated.
+
+        ``self`` passed every check when it was built, so a ``with_*`` step only checks the
+        part it changes (and how it combines with the rest) instead of all of them again.
+        """
+        selected = self.fields if fields is _UNCHANGED else fields
+        if type(self) is not QueryOptions:
+            # A subclass may carry fields or checks of its own: let its __init__ see them.
+            return replace(
+                self,
+                specification=specification,
+                ordering=ordering,
+                limit=limit,
+                offset=offset,
+                cursor=cursor,
+                fields=selected,
+            )
+        copy = object.__new__(QueryOptions)
+        _set(copy, "specification", specification)
+        _set(copy, "ordering", ordering)
+        _set(copy, "limit", limit)
+        _set(copy, "offset", offset)
+        _set(copy, "cursor", cursor)
+        _set(copy, "fields", selected)
+        return copy
+
+
+_set = object.__setattr__
+
+
+def _check_specification(specification: Any) -> None:
+    if specification is not None and not isinstance(specification, Specification):
+        raise InvalidSpecificationError(
+            f"Expected a specification, got {type(specification).__name__}."
+        )
+
+
+def _check_offset(offset: Any) -> None:
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidSpecificationError(f"Offset must be a non-negative integer, got {offset!r}.")
+
+
+def _check_exclusive(offset: int, cursor: str | None) -> None:
+    if cursor is not None and offset:
+        raise InvalidSpecificationError(
+            f"Offset {offset} cannot be combined with a cursor; use one or the other."
+        )
+
+
+def _check_fields(fields: Iterable[Any] | None) -> None:
+    if fields is not None:
+        for name in fields:
+            validate_field_path(name)
 
 
 def _check_limit(limit: Any) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from cqrs_mongo.errors import InvalidSpecificationError
@@ -10,6 +13,12 @@ from cqrs_mongo.specifications.values import FrozenDocument, freeze, has_operato
 
 MAX_PATTERN_LENGTH = 1_000
 """Longest text accepted by contains/startswith/endswith/like and their ``i`` variants."""
+
+_SINGLE_VALUE = frozenset({Operator.EQ, Operator.NE, *COMPARISONS})
+# Exact types freeze() returns unchanged (subclasses and enums go the long way; ints need
+# the 64-bit range check).
+_PLAIN_SCALARS = frozenset({str, float, bool, bytes, Decimal, datetime, uuid.UUID, type(None)})
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def check_value(operator: Operator, value: Any, field: str, spec_type: type) -> Any:
@@ -24,6 +33,12 @@ def check_value(operator: Operator, value: Any, field: str, spec_type: type) -> 
     Raises:
         InvalidSpecificationError: the value has the wrong type or shape for the operator.
     """
+    if operator in _SINGLE_VALUE:
+        # The common case, a plain scalar compared to a field, is already frozen; skip
+        # building the error context nothing will name.
+        kind = type(value)
+        if kind in _PLAIN_SCALARS or (kind is int and _INT64_MIN <= value <= _INT64_MAX):
+            return value
     where = f"field {field!r} ({operator.value})"
     if operator in (Operator.EQ, Operator.NE):
         return freeze(value, where)

@@ -92,3 +92,59 @@ def test_offset_and_cursor_are_exclusive() -> None:
         QueryOptions().with_pagination(offset=5).with_cursor("token")
     with pytest.raises(InvalidSpecificationError, match="non-empty token"):
         QueryOptions().with_cursor("")
+
+
+def test_each_copy_keeps_the_other_parts_and_equals_a_constructed_one() -> None:
+    spec = Condition("a", "=", 1)
+    options = (
+        QueryOptions()
+        .with_fields("a")
+        .with_specification(spec)
+        .with_ordering("-b")
+        .with_pagination(limit=5)
+        .with_cursor("token")
+    )
+    built = QueryOptions(
+        specification=spec,
+        ordering=(SortKey("b", -1),),
+        limit=5,
+        cursor="token",
+        fields=("a",),
+    )
+
+    assert options == built
+    assert hash(options) == hash(built)
+    assert options.with_fields() == dataclasses.replace(built, fields=None)
+    assert options.with_cursor(None).with_pagination(limit=5, offset=3).offset == 3
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ((SortKey("a", 2),), "direction for 'a' must be 1 or -1, got 2"),
+        ((SortKey("$a", 1),), "starting with '\\$'"),
+        ((SortKey("a"), SortKey("a", -1)), "names field 'a' twice"),
+        ((SortKey("a"), "-a"), "names field 'a' twice"),
+    ],
+)
+def test_sort_keys_given_directly_are_checked(keys: tuple[Any, ...], message: str) -> None:
+    with pytest.raises(InvalidSpecificationError, match=message):
+        QueryOptions().with_ordering(*keys)
+    if all(isinstance(key, SortKey) for key in keys):
+        with pytest.raises(InvalidSpecificationError, match=message):
+            QueryOptions(ordering=keys)
+
+
+def test_the_constructor_checks_every_part() -> None:
+    with pytest.raises(InvalidSpecificationError, match="Expected a specification, got str"):
+        QueryOptions(specification="a = 1")  # type: ignore[arg-type]
+    with pytest.raises(InvalidSpecificationError, match="got 0"):
+        QueryOptions(limit=0)
+    with pytest.raises(InvalidSpecificationError, match="Ordering keys must be SortKey, got str"):
+        QueryOptions(ordering=("a",))  # type: ignore[arg-type]
+    with pytest.raises(InvalidSpecificationError, match="Offset 2 cannot be combined"):
+        QueryOptions(offset=2, cursor="token")
+    with pytest.raises(InvalidSpecificationError, match="starting with"):
+        QueryOptions(fields=("$where",))
+    with pytest.raises(InvalidSpecificationError, match="got 'x'"):
+        dataclasses.replace(QueryOptions(), offset="x")
