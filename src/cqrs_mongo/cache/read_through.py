@@ -144,21 +144,25 @@ class ReadThroughCache:
         lookup = await self._lookup(kind, target, wanted)
         if lookup is None:
             return list(await load(list(ids))), 0, len(wanted)
-        missing = {token: wanted[token] for token in wanted if token not in lookup.found}
+        found = lookup.found
+        missing = (
+            {token: wanted[token] for token in wanted if token not in found}
+            if len(found) < len(wanted)
+            else {}
+        )
         try:
             if missing and fill:
-                lookup.found.update(await self._fill(kind, target, missing, lookup, load))
+                found.update(await self._fill(kind, target, missing, lookup, load))
             elif missing:
-                lookup.found.update(
-                    self._match(target, missing, await load(list(missing.values())))
-                )
+                found.update(self._match(target, missing, await load(list(missing.values()))))
         except _Unmatched:
             return list(await load(list(ids))), 0, len(wanted)
         hits = len(wanted) - len(missing)
         self.cache.stats.hits += hits
         self.cache.stats.misses += len(missing)
-        # Duplicate ids collapse to their first occurrence, as the Mongo handlers do.
-        ordered = (lookup.found.get(token, ABSENT) for token in wanted)
+        # Duplicate ids collapse to their first occurrence, as the Mongo handlers do. A full
+        # hit found the ids in the order asked; filled misses were added after the hits.
+        ordered = found.values() if not missing else (found.get(t, ABSENT) for t in wanted)
         return [item for item in ordered if item is not ABSENT], hits, len(missing)
 
     async def invalidate(self, targets: Iterable[type[Any]], ids: Sequence[Any]) -> None:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -217,6 +218,14 @@ def _hiredis_packing(connection_class: type[Any]) -> type[Any]:
         packer = HiredisRespSerializer()
 
         def pack_command(self: Any, *args: Any) -> list[bytes]:
+            name = args[0]
+            # One-word commands of str, bytes and numbers go straight to hiredis; the rest
+            # (``CONFIG GET``, buffers, refused types) take redis's own hiredis packer.
+            if isinstance(name, str) and " " not in name:
+                try:
+                    return [hiredis.pack_command(args)]
+                except TypeError:
+                    pass
             packed: list[bytes] = packer.pack(*args)
             return packed
 

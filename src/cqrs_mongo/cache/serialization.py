@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
+from pydantic_core import SchemaValidator
 
 T = TypeVar("T")
 
@@ -77,6 +79,14 @@ class ModelCodec(Generic[T]):
         self.target = target
         self._adapter: TypeAdapter[T] = TypeAdapter(target)
         self.schema_version = _schema_version(target, self._adapter)
+        # The core validator itself, skipping a Python frame per cached value; a validator
+        # wrapped by a pydantic plugin is left to the adapter, which knows how to call it.
+        validator = self._adapter.validator
+        self._validate_json: Callable[[bytes], T] = (
+            validator.validate_json
+            if isinstance(validator, SchemaValidator)
+            else self._adapter.validate_json
+        )
 
     def dump(self, value: T) -> bytes:
         """``value`` as JSON bytes."""
@@ -89,7 +99,7 @@ class ModelCodec(Generic[T]):
             CacheDecodeError: the JSON does not validate as the codec's type.
         """
         try:
-            return self._adapter.validate_json(payload)
+            return self._validate_json(payload)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             name = self.target.__qualname__
             raise CacheDecodeError(f"Cached {name} does not validate: {exc}") from exc
