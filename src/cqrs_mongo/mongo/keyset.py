@@ -18,6 +18,8 @@ from cqrs_mongo.specifications.values import FrozenDocument, freeze, thaw
 
 TOKEN_VERSION = 1
 
+_ID_ASCENDING = SortKey("_id", 1)
+
 # $type aliases per type class, for "sorts after a value of another type" conditions.
 # Arrays are left out: sort keys must hold single values (an array sorts by its extreme
 # element, which no keyset condition can express).
@@ -38,9 +40,10 @@ _TYPE_ALIASES: dict[TypeClass, tuple[str, ...]] = {
 
 def effective_ordering(options: QueryOptions) -> tuple[SortKey, ...]:
     """The options' ordering with ``_id`` appended (ascending) unless already present."""
-    if any(key.field == "_id" for key in options.ordering):
-        return options.ordering
-    return (*options.ordering, SortKey("_id", 1))
+    for key in options.ordering:
+        if key.field == "_id":
+            return options.ordering
+    return (*options.ordering, _ID_ASCENDING)
 
 
 def encode_cursor(document: Mapping[str, Any], options: QueryOptions) -> str:
@@ -148,10 +151,13 @@ def _equal(value: Any) -> Any:
 
 def _sort_value(document: Mapping[str, Any], path: str) -> Any:
     current: Any = document
-    for segment in path.split("."):
-        if not isinstance(current, Mapping) or segment not in current:
-            return None
-        current = current[segment]
+    if "." not in path:
+        current = document.get(path)  # a top-level field, the usual sort key
+    else:
+        for segment in path.split("."):
+            if not isinstance(current, Mapping) or segment not in current:
+                return None
+            current = current[segment]
     if isinstance(current, list | tuple):
         raise InvalidSpecificationError(
             f"Sort field {path!r} holds an array; keyset pagination needs single values."

@@ -37,7 +37,7 @@ def compile_filter(spec: Specification | None) -> dict[str, Any]:
     """
     if spec is None:
         return {}
-    return visit(spec)
+    return _visit(spec)
 
 
 @singledispatch
@@ -69,21 +69,37 @@ def visit_and(node: And) -> dict[str, Any]:
 
     ``{}`` when there are no children (match everything).
     """
-    return merge_clauses(visit(child) for child in node.children)
+    return merge_clauses([_visit(child) for child in node.children])
 
 
 @visit.register
 def visit_or(node: Or) -> dict[str, Any]:
     """``{"$or": [child, ...]}``, or the single child itself."""
     if len(node.children) == 1:
-        return visit(node.children[0])
-    return {"$or": [visit(child) for child in node.children]}
+        return _visit(node.children[0])
+    return {"$or": [_visit(child) for child in node.children]}
 
 
 @visit.register
 def visit_not(node: Not) -> dict[str, Any]:
     """``{"$nor": [child]}``: true exactly when the child's filter is false."""
-    return {"$nor": [visit(node.child)]}
+    return {"$nor": [_visit(node.child)]}
+
+
+_VISITORS: dict[type, Callable[[Any], dict[str, Any]]] = {
+    Condition: visit_condition,
+    And: visit_and,
+    Or: visit_or,
+    Not: visit_not,
+}
+
+
+def _visit(node: object) -> dict[str, Any]:
+    # The four node classes by exact type: a dict lookup instead of singledispatch's MRO
+    # walk on every node of every query; anything else (subclasses included) goes through
+    # ``visit``, which compiles or refuses it as before.
+    handler = _VISITORS.get(type(node))
+    return handler(node) if handler is not None else visit(node)
 
 
 def merge_clauses(clauses: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -97,6 +113,9 @@ def merge_clauses(clauses: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     rest: list[dict[str, Any]] = []
     for clause in clauses:
+        if "$and" not in clause and merged.keys().isdisjoint(clause):
+            merged.update(clause)  # the usual case: conditions on different fields
+            continue
         if "$and" in clause:
             rest.extend(clause["$and"])
             clause = {key: value for key, value in clause.items() if key != "$and"}
@@ -220,7 +239,7 @@ def emit_elem_match(operator: Operator, value: Any) -> Any:
     [...]}}``. mongod already reads ``{"$or": ...}`` as a query on the element, but servers
     that call an all-``$`` document the operator form would otherwise misread it.
     """
-    nested = visit(value)
+    nested = _visit(value)
     if nested and all(key.startswith("$") for key in nested):
         nested = {_first_field(value): {"$not": {"$in": []}}, **nested}
     return {"$elemMatch": nested}
