@@ -34,7 +34,6 @@ from typing import Any
 
 from cqrs_mongo.cache.keys import KINDS, CacheKeys, Kind, id_token
 from cqrs_mongo.cache.resilient_cache import UNAVAILABLE, ResilientCache
-from cqrs_mongo.cache.serialization import ABSENT as ABSENT_BODY
 from cqrs_mongo.cache.serialization import (
     ENTRY_HEAD,
     PRESENT,
@@ -223,14 +222,24 @@ class ReadThroughCache:
         lookup = _Lookup()
         found = lookup.found
         garbage: list[str] = []
-        for position, token in enumerate(tokens):
-            entry = raw[position]
+        validate = codec.validate_json
+        for token, entry, generation in zip(tokens, raw[:count], raw[count:], strict=True):
             if entry is None:
                 continue
+            if generation and SEPARATOR not in generation:
+                # The common case, a value stamped with the current generation, read in place.
+                head = ENTRY_HEAD + generation + SEPARATOR
+                start = len(head) + 1
+                if entry.startswith(head) and entry[start - 1 : start] == PRESENT:
+                    try:
+                        found[token] = validate(entry[start:])
+                    except ValueError:  # pydantic's ValidationError is a ValueError
+                        garbage.append(entry_prefix + token)
+                    continue
             try:
-                value = self._decode(codec, entry, raw[count + position])
+                value = self._decode(codec, entry, generation)
             except CacheDecodeError:
-                garbage.append(keys[position])
+                garbage.append(entry_prefix + token)
                 continue
             if value is not None:
                 found[token] = value
@@ -249,15 +258,6 @@ class ReadThroughCache:
         Raises:
             CacheDecodeError: ``raw`` is not an envelope, or its JSON does not validate.
         """
-        if generation and SEPARATOR not in generation:
-            # The common case, a current entry, without splitting the envelope apart.
-            head = ENTRY_HEAD + generation + SEPARATOR
-            if raw.startswith(head):
-                body = raw[len(head) :]
-                if body[:1] == PRESENT:
-                    return codec.load(body[1:])
-                if body == ABSENT_BODY:
-                    return ABSENT
         entry = decode_entry(raw)
         if generation is None or entry.generation != generation:
             return None

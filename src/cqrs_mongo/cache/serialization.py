@@ -73,6 +73,11 @@ class ModelCodec(Generic[T]):
     Works for pydantic models (an aggregate's ``version`` is an ordinary field, so it survives;
     pending events are private state, so they are never written), dataclasses and anything
     else pydantic can validate.
+
+    Attributes:
+        validate_json: validates JSON bytes as the codec's type, raising pydantic's
+            ``ValidationError`` (a ``ValueError``); :meth:`load` is the same, raising
+            :class:`CacheDecodeError`.
     """
 
     def __init__(self, target: type[T]) -> None:
@@ -82,7 +87,7 @@ class ModelCodec(Generic[T]):
         # The core validator itself, skipping a Python frame per cached value; a validator
         # wrapped by a pydantic plugin is left to the adapter, which knows how to call it.
         validator = self._adapter.validator
-        self._validate_json: Callable[[bytes], T] = (
+        self.validate_json: Callable[[bytes], T] = (
             validator.validate_json
             if isinstance(validator, SchemaValidator)
             else self._adapter.validate_json
@@ -99,7 +104,7 @@ class ModelCodec(Generic[T]):
             CacheDecodeError: the JSON does not validate as the codec's type.
         """
         try:
-            return self._validate_json(payload)
+            return self.validate_json(payload)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             name = self.target.__qualname__
             raise CacheDecodeError(f"Cached {name} does not validate: {exc}") from exc
