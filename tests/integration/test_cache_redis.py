@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
+from redis.exceptions import DataError
 
 from cqrs_mongo.cache import RedisCacheService
 from cqrs_mongo.errors import CacheError
@@ -141,3 +142,41 @@ async def test_replies_are_parsed_by_hiredis_which_the_redis_extra_installs() ->
     cache = RedisCacheService.from_url(REDIS_URL)
     assert cache.uses_hiredis is True
     await cache.aclose()
+
+
+async def test_a_service_from_url_sends_text_binary_and_numbers_as_redis_would(
+    redis_client: CountingRedis, prefix: str
+) -> None:
+    # from_url packs commands with hiredis: what reaches the server must not change.
+    items = {f"{prefix}clé-{i}": bytes([i, 0, 255]) + "ü|J".encode() for i in range(5)}
+    cache = RedisCacheService.from_url(REDIS_URL)
+    try:
+        await cache.set_many(items, ttl=60)
+        held = await cache.get_or_set_many({f"{prefix}clé-0": b"new", f"{prefix}n": b"1"}, 60)
+        asked = [*items, f"{prefix}absent"]
+
+        assert await cache.get_many(asked) == [*items.values(), None]
+        assert await redis_client.mget(asked) == [*items.values(), None]
+        assert held == [items[f"{prefix}clé-0"], b"1"]
+        assert 59_000 < await redis_client.pttl(f"{prefix}n") <= 60_000
+        assert await cache.client.incrby(f"{prefix}n", 2) == 3
+        assert "maxmemory" in await cache.client.config_get("maxmemory")  # a two-word command
+        with pytest.raises(DataError):
+            await cache.client.set(f"{prefix}flag", True)  # type: ignore[arg-type]
+    finally:
+        await cache.client.delete(*items, f"{prefix}n")
+        await cache.aclose()
+
+
+async def test_a_service_with_another_encoding_writes_keys_in_that_encoding(
+    redis_client: CountingRedis, prefix: str
+) -> None:
+    cache = RedisCacheService.from_url(REDIS_URL, encoding="latin-1")
+    try:
+        await cache.set(f"{prefix}clé", b"v", ttl=60)
+
+        assert await redis_client.get(f"{prefix}clé".encode("latin-1")) == b"v"
+        assert await cache.get_many([f"{prefix}clé"]) == [b"v"]
+    finally:
+        await cache.delete(f"{prefix}clé")
+        await cache.aclose()
