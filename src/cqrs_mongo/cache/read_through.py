@@ -35,7 +35,7 @@ from typing import Any
 from cqrs_mongo.cache.keys import KINDS, CacheKeys, Kind, id_token
 from cqrs_mongo.cache.resilient_cache import UNAVAILABLE, ResilientCache
 from cqrs_mongo.cache.serialization import (
-    ENTRY_HEAD,
+    MAGIC,
     PRESENT,
     SEPARATOR,
     CacheDecodeError,
@@ -226,13 +226,14 @@ class ReadThroughCache:
         for token, entry, generation in zip(tokens, raw[:count], raw[count:], strict=True):
             if entry is None:
                 continue
-            if generation and SEPARATOR not in generation:
-                # The common case, a value stamped with the current generation, read in place.
-                head = ENTRY_HEAD + generation + SEPARATOR
-                start = len(head) + 1
-                if entry.startswith(head) and entry[start - 1 : start] == PRESENT:
+            # The common case, a value stamped with the current generation, read in place;
+            # the envelope is split as decode_entry splits it, so both agree on what is valid.
+            parts = entry.split(SEPARATOR, 2)
+            if len(parts) == 3 and parts[1] == generation and generation and parts[0] == MAGIC:
+                body = parts[2]
+                if body[:1] == PRESENT:
                     try:
-                        found[token] = validate(entry[start:])
+                        found[token] = validate(body[1:])
                     except ValueError:  # pydantic's ValidationError is a ValueError
                         garbage.append(entry_prefix + token)
                     continue

@@ -17,7 +17,6 @@ MAGIC = b"cm1"
 SEPARATOR = b"|"
 PRESENT = b"J"
 ABSENT = b"-"
-ENTRY_HEAD = MAGIC + SEPARATOR
 
 
 class CacheDecodeError(ValueError):
