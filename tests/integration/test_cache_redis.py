@@ -6,11 +6,12 @@ import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
 from cqrs_mongo.cache import RedisCacheService
@@ -179,4 +180,23 @@ async def test_a_service_with_another_encoding_writes_keys_in_that_encoding(
         assert await cache.get_many([f"{prefix}clé"]) == [b"v"]
     finally:
         await cache.delete(f"{prefix}clé")
+        await cache.aclose()
+
+
+class NamingConnection(Connection):
+    """A caller's connection class that packs commands its own way (here: noting their names)."""
+
+    names: ClassVar[list[Any]] = []
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        self.names.append(args[0])
+        return super().pack_command(*args)
+
+
+async def test_a_caller_connection_class_that_packs_its_own_way_is_kept(prefix: str) -> None:
+    cache = RedisCacheService.from_url(REDIS_URL, connection_class=NamingConnection)
+    try:
+        assert await cache.get_many([f"{prefix}absent"]) == [None]
+        assert "MGET" in NamingConnection.names
+    finally:
         await cache.aclose()

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import hiredis
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.connection import HiredisRespSerializer
@@ -86,9 +87,14 @@ class RedisCacheService:
             decode_responses=False,
             **client_options,
         )
-        # hiredis packs text as UTF-8 whatever encoding the client was given.
-        if HIREDIS_AVAILABLE and _encoder(client).encoding.lower() in ("utf-8", "utf8"):
-            pool = client.connection_pool
+        pool = client.connection_pool
+        # hiredis packs text as UTF-8 whatever encoding the client was given, and a connection
+        # class of the caller's that packs commands its own way keeps doing so.
+        if (
+            HIREDIS_AVAILABLE
+            and _encoder(client).encoding.lower() in ("utf-8", "utf8")
+            and pool.connection_class.pack_command is AbstractConnection.pack_command
+        ):
             pool.connection_class = _hiredis_packing(pool.connection_class)
         return cls(client, owns_client=True)
 
