@@ -46,6 +46,9 @@ class MongoReadModel(Generic[DTO]):
         self._mapper: DocumentMapper[Any] | None = (
             DocumentMapper(dto_type, self.id_field) if issubclass(dto_type, BaseModel) else None
         )
+        self._renames = {} if self.id_field == "_id" else {self.id_field: "_id"}
+        # A page is mapped in one pass unless a subclass builds its DTOs its own way.
+        self._bulk_mapper = self._mapper if type(self).to_dto is MongoReadModel.to_dto else None
 
     def to_dto(self, document: dict[str, Any]) -> DTO:
         """The read model stored in ``document`` (as the driver returned it, with ``_id``).
@@ -63,6 +66,11 @@ class MongoReadModel(Generic[DTO]):
         dto: DTO = self._mapper.from_document(document)
         return dto
 
+    def _to_dtos(self, documents: list[dict[str, Any]]) -> list[DTO]:
+        if self._bulk_mapper is not None:
+            return self._bulk_mapper.from_documents(documents)
+        return [self.to_dto(document) for document in documents]
+
     def query_options(self, criteria: Any) -> QueryOptions:
         """``criteria`` as ``QueryOptions`` over stored field names (``id_field`` is ``_id``).
 
@@ -70,9 +78,7 @@ class MongoReadModel(Generic[DTO]):
             InvalidSpecificationError: ``criteria`` is neither a specification nor options.
         """
         options = QueryOptions.coerce(criteria)
-        if self.id_field == "_id":
-            return options
-        return rename_options(options, {self.id_field: "_id"})
+        return rename_options(options, self._renames) if self._renames else options
 
     # --- by ids ----------------------------------------------------------------------------
 
@@ -118,7 +124,7 @@ class MongoReadModel(Generic[DTO]):
 
         async def load() -> list[DTO]:
             cursor = self._find(compiled, uow)
-            return [self.to_dto(document) for document in await driver.to_list(cursor)]
+            return self._to_dtos(await driver.to_list(cursor))
 
         async def stream(batch_size: int) -> AsyncIterator[DTO]:
             cursor = self._find(compiled, uow, batch_size=batch_size)
@@ -166,7 +172,7 @@ class MongoReadModel(Generic[DTO]):
         next_cursor = None
         if documents and options.limit is not None and len(documents) == options.limit:
             next_cursor = encode_cursor(documents[-1], options)
-        return Page([self.to_dto(document) for document in documents], total, next_cursor)
+        return Page(self._to_dtos(documents), total, next_cursor)
 
     def _find(self, compiled: CompiledQuery, uow: Any, **overrides: Any) -> Any:
         kwargs = {**compiled.find_kwargs(), **overrides}
