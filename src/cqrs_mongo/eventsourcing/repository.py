@@ -149,8 +149,11 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
         """
         self._check_type(entity)
         ledger = _ledger_of(uow)
-        self._adopt(entity, events or (), ledger)
-        new = [e for e in entity.pending_events if e.event_id not in ledger.appended_ids]
+        if events:
+            self._adopt(entity, events, ledger)
+        appended = ledger.appended_ids
+        pending = entity.pending_events
+        new = [e for e in pending if e.event_id.int not in appended] if appended else list(pending)
         if not new:
             return cast(ID, entity.id)
         if uow is not None:
@@ -246,7 +249,7 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
     # --- internals -------------------------------------------------------------------------
 
     def _check_type(self, entity: Any) -> None:
-        if not isinstance(entity, self.aggregate_type):
+        if type(entity) is not self.aggregate_type and not isinstance(entity, self.aggregate_type):
             raise ConfigurationError(
                 f"{type(self).__qualname__} stores {self.aggregate_type.__qualname__}, "
                 f"not {type(entity).__qualname__}."
@@ -254,22 +257,26 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
 
     @staticmethod
     def _adopt(entity: A, events: Sequence[DomainEvent], ledger: _UnitLedger) -> None:
-        known = {e.event_id for e in entity.pending_events} | ledger.appended_ids
+        known = {e.event_id.int for e in entity.pending_events} | ledger.appended_ids
         for event in events:
-            if event.event_id not in known:
+            key = event.event_id.int
+            if key not in known:
                 entity.add_event(event)
-                known.add(event.event_id)
+                known.add(key)
 
 
 @dataclass
 class _UnitLedger:
-    """What one unit of work has appended so far, so a second ``persist`` appends only news."""
+    """What one unit of work has appended so far, so a second ``persist`` appends only news.
 
-    appended_ids: set[Any] = field(default_factory=set)
+    Events are known by ``event_id.int``: an int hashes in C, a UUID through Python code.
+    """
+
+    appended_ids: set[int] = field(default_factory=set)
     tracked: set[int] = field(default_factory=set)
 
     def track(self, entity: Any, previous: int, new: list[DomainEvent], uow: Any) -> None:
-        self.appended_ids.update(event.event_id for event in new)
+        self.appended_ids.update(event.event_id.int for event in new)
         if uow is None:
             entity.clear_pending_events(new)
             return
@@ -282,9 +289,10 @@ class _UnitLedger:
             entity.version = previous
 
         def clear_appended() -> None:
-            entity.clear_pending_events(
-                [e for e in entity.pending_events if e.event_id in self.appended_ids]
-            )
+            pending = entity.pending_events
+            done = [e for e in pending if e.event_id.int in self.appended_ids]
+            # Usually every pending event went out: clearing all skips the identity filter.
+            entity.clear_pending_events(None if len(done) == len(pending) else done)
 
         uow.on_rollback(restore_version)
         uow.on_commit(clear_appended)

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, cast
 from uuid import UUID
 
 from cqrs_mongo.domain import DomainEvent
+from cqrs_mongo.domain.events import ENVELOPE_FIELDS
+
+# Values that hold no datetime, recognised by exact type before any isinstance walk: nearly
+# every payload value is one of these, and the walk runs for every event written.
+_PLAIN_TYPES: frozenset[type[Any]] = frozenset(
+    {str, int, float, bool, type(None), Decimal, UUID, bytes, date}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,18 +54,44 @@ class StoredEvent:
         cls, event: DomainEvent, stream_id: Any, stream_type: str, version: int
     ) -> StoredEvent:
         """The envelope for ``event`` written at ``version`` of stream ``stream_id``."""
+        event_class = type(event)
         return cls(
-            stream_id=stream_id,
-            stream_type=stream_type,
-            version=version,
-            event_type=type(event).event_type,
-            schema_version=type(event).schema_version,
-            payload=at_store_precision(event.payload()),
-            event_id=event.event_id,
-            occurred_at=event.occurred_at,
-            correlation_id=event.correlation_id,
-            causation_id=event.causation_id,
+            stream_id,
+            stream_type,
+            version,
+            event_class.event_type,
+            event_class.schema_version,
+            payload_at_store_precision(event),
+            event.event_id,
+            event.occurred_at,
+            event.correlation_id,
+            event.causation_id,
         )
+
+
+def payload_at_store_precision(event: DomainEvent) -> dict[str, Any]:
+    """``event.payload()`` as a store keeps it (see :func:`at_store_precision`).
+
+    Example:
+        >>> class Seen(DomainEvent):
+        ...     at: datetime
+        >>> payload_at_store_precision(Seen(at=datetime(2024, 1, 1)))
+        {'at': datetime.datetime(2024, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)}
+    """
+    event_class = type(event)
+    if event_class.payload is not _BASE_PAYLOAD or event_class.model_dump is not _BASE_DUMP:
+        # An override may return a dict it keeps: walk it into a copy.
+        return cast(dict[str, Any], at_store_precision(event.payload()))
+    # What the base payload() returns, without its per-call exclude set and model_dump
+    # wrapper; the dict is new, so it is brought to store precision in place, and only
+    # values that are not plain scalars are looked at.
+    payload: dict[str, Any] = event_class.__pydantic_serializer__.to_python(
+        event, exclude=_ENVELOPE_EXCLUDE
+    )
+    for key, value in payload.items():
+        if type(value) not in _PLAIN_TYPES:
+            payload[key] = at_store_precision(value)
+    return payload
 
 
 def at_store_precision(value: Any) -> Any:
@@ -71,6 +105,11 @@ def at_store_precision(value: Any) -> Any:
         >>> at_store_precision({"at": datetime(2024, 1, 1, 0, 0, 0, 123456)})["at"]
         datetime.datetime(2024, 1, 1, 0, 0, 0, 123000, tzinfo=datetime.timezone.utc)
     """
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return value
+    if kind is datetime and value.tzinfo is UTC and not value.microsecond % 1000:
+        return value  # already what the store would give back
     if isinstance(value, datetime):
         aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return aware.replace(microsecond=aware.microsecond // 1000 * 1000)
@@ -79,3 +118,8 @@ def at_store_precision(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [at_store_precision(item) for item in value]
     return value
+
+
+_BASE_PAYLOAD = DomainEvent.payload
+_BASE_DUMP = DomainEvent.model_dump
+_ENVELOPE_EXCLUDE = set(ENVELOPE_FIELDS)

@@ -66,6 +66,9 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
     collection: ClassVar[str] = DEFAULT_EVENTS_COLLECTION
     indexes: ClassVar[Sequence[Any]] = (STREAM_VERSION_INDEX,)
 
+    # The store last handed out, per instance once set (see event_store).
+    _last_event_store: MongoEventStore | None = None
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.collection = cls.events_collection
@@ -76,7 +79,13 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
         Raises:
             ConfigurationError: ``uow`` is not a Mongo unit of work.
         """
-        return MongoEventStore(_database(self, uow), self.events_collection)
+        database = _database(self, uow)
+        # Units of one factory share a database handle: reuse the store (and its collection
+        # handle, which pymongo builds anew on every lookup) while the handle is the same.
+        store = self._last_event_store
+        if store is None or store.database is not database:
+            store = self._last_event_store = MongoEventStore(database, self.events_collection)
+        return store
 
     def snapshot_store(self, uow: Any) -> MongoSnapshotStore:
         """The snapshot store on ``uow``'s database.

@@ -113,16 +113,17 @@ class MongoEventStore:
         exact = exact_version(expected_version)
         session = _session(uow)
         start = exact if exact is not None else await self._last_version(stream_id, session)
-        stored = [
-            StoredEvent.from_event(event, stream_id, stream_type, start + offset)
-            for offset, event in enumerate(events, start=1)
-        ]
+        stored: list[StoredEvent] = []
+        documents: list[dict[str, Any]] = []
+        from_event = StoredEvent.from_event
+        for offset, event in enumerate(events, start=1):
+            record = from_event(event, stream_id, stream_type, start + offset)
+            stored.append(record)
+            documents.append(event_to_document(record))
         if not stored:
             return []
         try:
-            await self.collection.insert_many(
-                [event_to_document(event) for event in stored], ordered=True, session=session
-            )
+            await self.collection.insert_many(documents, ordered=True, session=session)
         except PyMongoError as exc:
             if not is_conflict(exc):
                 raise
