@@ -54,19 +54,24 @@ def event_to_document(event: StoredEvent) -> dict[str, Any]:
 
 def event_from_document(document: Mapping[str, Any]) -> StoredEvent:
     """The :class:`StoredEvent` a stored document holds."""
-    metadata = document.get("metadata") or {}
+    metadata = document.get("metadata") or _NO_METADATA
+    payload = document.get("payload")
     return StoredEvent(
-        stream_id=document["stream_id"],
-        stream_type=document["stream_type"],
-        version=document["version"],
-        event_type=document["event_type"],
-        schema_version=document.get("schema_version", 1),
-        payload=dict(document.get("payload") or {}),
-        event_id=document["_id"],
-        occurred_at=document["occurred_at"],
-        correlation_id=metadata.get("correlation_id"),
-        causation_id=metadata.get("causation_id"),
+        document["stream_id"],
+        document["stream_type"],
+        document["version"],
+        document["event_type"],
+        document.get("schema_version", 1),
+        # A decoded document's payload is already a dict of its own: no copy needed.
+        payload if type(payload) is dict else dict(payload or {}),
+        document["_id"],
+        document["occurred_at"],
+        metadata.get("correlation_id"),
+        metadata.get("causation_id"),
     )
+
+
+_NO_METADATA: Mapping[str, Any] = {}
 
 
 class MongoEventStore:

@@ -159,3 +159,19 @@ def test_current_payload_is_not_upcast() -> None:
     registry.to_event(stored("cart.opened", 1, {"owner": "ada"}))
 
     assert calls == []
+
+
+class Tagged(DomainEvent):
+    tag: str
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Tagged:
+        # A class that normalises what it reads: the registry must go through this.
+        return super().model_validate({**obj, "tag": str(obj["tag"]).lower()}, **kwargs)
+
+
+def test_a_class_overriding_model_validate_is_decoded_through_it() -> None:
+    event = EventRegistry([Tagged]).to_event(stored("Tagged", 1, {"tag": "URGENT"}))
+
+    assert isinstance(event, Tagged)
+    assert event.tag == "urgent"
