@@ -276,7 +276,7 @@ class _UnitLedger:
     tracked: set[int] = field(default_factory=set)
 
     def track(self, entity: Any, previous: int, new: list[DomainEvent], uow: Any) -> None:
-        self.appended_ids.update(event.event_id.int for event in new)
+        self.appended_ids.update([event.event_id.int for event in new])
         if uow is None:
             entity.clear_pending_events(new)
             return

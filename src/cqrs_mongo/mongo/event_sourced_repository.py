@@ -66,8 +66,10 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
     collection: ClassVar[str] = DEFAULT_EVENTS_COLLECTION
     indexes: ClassVar[Sequence[Any]] = (STREAM_VERSION_INDEX,)
 
-    # The store last handed out, per instance once set (see event_store).
+    # Per instance once set: the store last handed out (see event_store), and the database
+    # handle last known to have the events index (see _ensure_indexes_once).
     _last_event_store: MongoEventStore | None = None
+    _indexed_database: Any = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -126,10 +128,13 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
         # already holding the collection would wait for this very unit. Calling
         # ensure_indexes at start-up avoids the question altogether.
         database = _database(self, uow)
+        if database is self._indexed_database:
+            return  # this very handle was seen below, so its client has the index
         client = getattr(uow, "client", None)
         key = (str(getattr(database, "name", "")), self.events_collection)
         done = _indexed.get(id(client)) if client is not None else None
         if done is not None and key in done:
+            self._indexed_database = database
             return
         await self.ensure_indexes(database)
         if client is not None:
@@ -138,6 +143,7 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
                 with contextlib.suppress(TypeError):  # a client without weak references
                     weakref.finalize(client, _indexed.pop, id(client), None)
             done.add(key)
+            self._indexed_database = database
 
 
 def _database(repository: Any, uow: Any) -> Any:
