@@ -11,15 +11,17 @@ never see them.
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Sequence, Set
-from typing import Any, ClassVar, Generic, TypeVar
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, ClassVar, TypeVar
 
 from cqrs_mongo.mongo.projection_store import DEFAULT_ALIASES, EXCLUDE_BOOKKEEPING
 from cqrs_mongo.mongo.query_compiler import CompiledQuery, compile_query
 from cqrs_mongo.mongo.query_persistence import (
     MongoQueryPersistence,
     MongoReadModel,
+    MongoReadModelPersistence,
     MongoSpecificationPersistence,
+    read_session,
 )
 from cqrs_mongo.persistence.search_result import Page, SearchResult
 from cqrs_mongo.projections import BOOKKEEPING_FIELDS
@@ -56,7 +58,7 @@ class ProjectionReadModel(MongoReadModel[DTO]):
     async def current_collection(self, uow: Any) -> str:
         """The collection the projection's readers use now (its name unless rebuilt)."""
         alias = await uow.database[self.aliases_collection].find_one(
-            {"_id": self.collection}, {"collection": 1}, session=_session(uow)
+            {"_id": self.collection}, {"collection": 1}, session=read_session(uow)
         )
         return self.collection if alias is None else str(alias["collection"])
 
@@ -145,26 +147,8 @@ class ProjectionSpecificationPersistence(
     """``IQuerySpecificationPersistence`` over a projection (``register_query_spec``)."""
 
 
-class ProjectionPersistence(ProjectionReadModel[DTO], Generic[DTO, ID]):
+class ProjectionPersistence(ProjectionReadModel[DTO], MongoReadModelPersistence[DTO, ID]):
     """Both query ports over a projection in one class: ``fetch`` takes a list of ids, or a
     specification or ``QueryOptions``; register it with ``register_query`` and
     ``register_query_spec``.
     """
-
-    async def fetch(self, criteria: Any, uow: Any) -> Any:
-        """A list of read models for a list of ids; a ``SearchResult`` for a specification.
-
-        Raises:
-            InvalidSpecificationError: ``criteria`` is a single string, or neither ids nor a
-                specification.
-        """
-        if isinstance(criteria, str | bytes):
-            return await self.fetch_by_ids(criteria, uow)
-        if isinstance(criteria, list | tuple | Set):
-            return await self.fetch_by_ids(list(criteria), uow)
-        return self.search(criteria, uow)
-
-
-def _session(uow: Any) -> Any:
-    # Like the read-side handlers: a lazy result may run after its unit of work closed.
-    return uow.session if getattr(uow, "is_active", False) else None

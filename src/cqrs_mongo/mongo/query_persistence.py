@@ -99,7 +99,7 @@ class MongoReadModel(Generic[DTO]):
             return []
         cursor = self._collection(uow).find(
             {"_id": {"$in": wanted}},
-            session=_session(uow),
+            session=read_session(uow),
             limit=len(wanted),
             batch_size=len(wanted),
         )
@@ -136,7 +136,7 @@ class MongoReadModel(Generic[DTO]):
 
         async def count() -> int:
             total: int = await self._collection(uow).count_documents(
-                _count_filter(compiled), session=_session(uow)
+                _count_filter(compiled), session=read_session(uow)
             )
             return total
 
@@ -165,7 +165,7 @@ class MongoReadModel(Generic[DTO]):
 
     async def _page(self, options: QueryOptions, compiled: CompiledQuery, uow: Any) -> Page[DTO]:
         cursor = await driver.aggregate(
-            self._collection(uow), compiled.pipeline(with_total=True), session=_session(uow)
+            self._collection(uow), compiled.pipeline(with_total=True), session=read_session(uow)
         )
         rows = await driver.to_list(cursor)
         documents, total = CompiledQuery.unpack_facet(rows[0] if rows else None)
@@ -178,7 +178,7 @@ class MongoReadModel(Generic[DTO]):
         kwargs = {**compiled.find_kwargs(), **overrides}
         if kwargs.get("projection") is None:
             kwargs.pop("projection", None)
-        return self._collection(uow).find(session=_session(uow), **kwargs)
+        return self._collection(uow).find(session=read_session(uow), **kwargs)
 
     def _collection(self, uow: Any) -> Any:
         return uow.database[self.collection]
@@ -236,7 +236,8 @@ class MongoReadModelPersistence(MongoReadModel[DTO], Generic[DTO, ID]):
         return self.search(criteria, uow)
 
 
-def _session(uow: Any) -> Any:
+def read_session(uow: Any) -> Any:
+    """The session a read in ``uow`` passes: the unit's while active, else ``None``."""
     # A lazy result may be consumed after its unit of work closed; a read then runs in an
     # implicit session of its own (reads only: writes never leave their session).
     return uow.session if getattr(uow, "is_active", False) else None
