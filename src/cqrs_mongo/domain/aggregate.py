@@ -86,8 +86,6 @@ class AggregateRoot(BaseModel, Generic[ID]):
     @classmethod
     def blank(cls, aggregate_id: Any) -> AggregateRoot[Any]:
         """An instance with only its id set, before any event is applied (for rehydration)."""
-        instance = cls.model_construct(id=aggregate_id, version=0)
-        for name, field in cls.model_fields.items():
-            if name not in ("id", "version") and not field.is_required():
-                setattr(instance, name, field.get_default(call_default_factory=True))
-        return instance
+        # model_construct fills every defaulted field (default factories included) and leaves
+        # required ones unset until the first event sets them.
+        return cls.model_construct(id=aggregate_id, version=0)

@@ -58,10 +58,11 @@ class DomainEvent(BaseModel):
 
     def payload(self) -> dict[str, Any]:
         """The event's own fields, without the envelope fields every event has."""
-        return self.model_dump(exclude=set(_ENVELOPE_FIELDS))
+        return self.model_dump(exclude=_ENVELOPE_EXCLUDE)
 
 
 _ENVELOPE_FIELDS = frozenset(
     {"event_id", "aggregate_id", "occurred_at", "correlation_id", "causation_id"}
 )
 ENVELOPE_FIELDS = _ENVELOPE_FIELDS
+_ENVELOPE_EXCLUDE: set[str] = set(_ENVELOPE_FIELDS)

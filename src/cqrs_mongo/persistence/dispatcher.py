@@ -7,7 +7,7 @@ leaves committing to the caller; a unit of another source is refused.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -23,6 +23,7 @@ from cqrs_mongo.persistence.unit_of_work import UnitOfWork
 from cqrs_mongo.specifications import QueryOptions, Specification
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 HandlerFactory = Callable[[type[Any]], Any]
 
@@ -57,6 +58,12 @@ def ensure_ids(target: type[Any], ids: Any, operation: str) -> list[Any]:
             f"QueryOptions, not {type(ids).__name__} {ids!r}; wrap a single id in a list."
         )
     return list(ids)
+
+
+def _check_source(uow: Any, source: str, target: type[Any]) -> None:
+    actual = getattr(uow, "source", None)
+    if actual is not None and actual != source:
+        raise SourceMismatchError(target, source, actual)
 
 
 class PersistenceDispatcher:
@@ -106,21 +113,28 @@ class PersistenceDispatcher:
         target = type(entity)
         chain = self.registry.operations(target)
         source = chain[0].source
-        ids = [getattr(entity, "id", None)]
-        async with (
-            self.hooks.span("apply", target, ids, source),
-            self._unit(source, target, uow, read_only=False) as active,
-        ):
-            result: Any = None
-            for position, registration in enumerate(chain):
-                handler = self._handler(registration)
-                if events is None:
-                    outcome = await handler.persist(entity, active)
-                else:
-                    outcome = await handler.persist(entity, active, events=events)
-                if position == 0:
-                    result = outcome
-            return result
+        if not self.hooks:  # no span to build: the common case
+            return await self._in_unit(
+                source, target, uow, False, self._persist, chain, entity, events
+            )
+        async with self.hooks.span("apply", target, [getattr(entity, "id", None)], source):
+            return await self._in_unit(
+                source, target, uow, False, self._persist, chain, entity, events
+            )
+
+    async def _persist(
+        self, active: Any, chain: list[Registration], entity: Any, events: list[Any] | None
+    ) -> Any:
+        result: Any = None
+        for position, registration in enumerate(chain):
+            handler = self._handler(registration)
+            if events is None:
+                outcome = await handler.persist(entity, active)
+            else:
+                outcome = await handler.persist(entity, active, events=events)
+            if position == 0:
+                result = outcome
+        return result
 
     async def fetch_domain(
         self, entity_type: type[T], ids: Sequence[Any], uow: Any = None
@@ -133,12 +147,18 @@ class PersistenceDispatcher:
         """
         wanted = ensure_ids(entity_type, ids, "fetch_domain")
         registration = self.registry.retrieval(entity_type)
-        async with (
-            self.hooks.span("fetch_domain", entity_type, wanted, registration.source),
-            self._unit(registration.source, entity_type, uow, read_only=True) as active,
-        ):
-            found = await self._handler(registration).retrieve(wanted, active)
-            return list(found)
+        source = registration.source
+        if not self.hooks:
+            return await self._in_unit(
+                source, entity_type, uow, True, self._retrieve, registration, wanted
+            )
+        async with self.hooks.span("fetch_domain", entity_type, wanted, source):
+            return await self._in_unit(
+                source, entity_type, uow, True, self._retrieve, registration, wanted
+            )
+
+    async def _retrieve(self, active: Any, registration: Registration, ids: list[Any]) -> list[Any]:
+        return list(await self._handler(registration).retrieve(ids, active))
 
     # --- query side ------------------------------------------------------------------------
 
@@ -241,11 +261,30 @@ class PersistenceDispatcher:
         self, source: str, target: type[Any], uow: Any, *, read_only: bool
     ) -> AsyncIterator[Any]:
         if uow is not None:
-            actual = getattr(uow, "source", None)
-            if actual is not None and actual != source:
-                raise SourceMismatchError(target, source, actual)
+            _check_source(uow, source, target)
             yield uow
             return
+        async with self._new_unit(source, target, read_only) as active:
+            yield active
+
+    async def _in_unit(
+        self,
+        source: str,
+        target: type[Any],
+        uow: Any,
+        read_only: bool,
+        work: Callable[..., Awaitable[R]],
+        *args: Any,
+    ) -> R:
+        # The same as ``async with self._unit(...)``, without building a context manager on
+        # every apply and fetch_domain.
+        if uow is not None:
+            _check_source(uow, source, target)
+            return await work(uow, *args)
+        async with self._new_unit(source, target, read_only) as active:
+            return await work(active, *args)
+
+    def _new_unit(self, source: str, target: type[Any], read_only: bool) -> Any:
         factory = self._uow_factories.get(source)
         if factory is None:
             raise SourceNotRegisteredError(source, target)
@@ -254,8 +293,7 @@ class PersistenceDispatcher:
             unit.read_only = read_only
             if unit.source is None:
                 unit.source = source
-        async with unit as active:
-            yield active
+        return unit
 
     def _handler(self, registration: Registration) -> Any:
         handler = self._handlers.get(registration.handler_cls)

@@ -94,7 +94,10 @@ class UnitOfWork(ABC):
             UnitOfWorkError: the unit was already started.
         """
         self._require(UnitOfWorkState.NEW, "begin")
-        async with self.hooks.span("uow.begin", type(self), source=self.source):
+        if self.hooks:
+            async with self.hooks.span("uow.begin", type(self), source=self.source):
+                await self._begin()
+        else:  # no span to build: the common case, on every unit of work
             await self._begin()
         self.state = UnitOfWorkState.ACTIVE
         self._token = _current.set(self)
@@ -107,7 +110,10 @@ class UnitOfWork(ABC):
             UnitOfWorkError: the unit is not active.
         """
         self._require(UnitOfWorkState.ACTIVE, "commit")
-        async with self.hooks.span("uow.commit", type(self), source=self.source):
+        if self.hooks:
+            async with self.hooks.span("uow.commit", type(self), source=self.source):
+                await self._commit()
+        else:
             await self._commit()
         self.state = UnitOfWorkState.COMMITTED
         await self._run_callbacks(self._after_commit, "after-commit")
