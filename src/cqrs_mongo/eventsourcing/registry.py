@@ -59,7 +59,14 @@ class EventRegistry:
         registry = cls(upcasters=upcasters)
         for name, method in inspect.getmembers(aggregate_type, inspect.isfunction):
             if name.startswith(_APPLY_PREFIX) and name != "apply_event":
-                registry.register(_event_class_of(aggregate_type, name, method))
+                event_class = resolve_event_class(
+                    aggregate_type,
+                    name,
+                    _APPLY_PREFIX,
+                    method,
+                    "give the repository an event_registry",
+                )
+                registry.register(event_class)
         return registry
 
     def register(self, event_class: E) -> E:
@@ -127,8 +134,19 @@ class EventRegistry:
         return event_class.model_validate(data)
 
 
-def _event_class_of(aggregate_type: type[Any], name: str, method: Any) -> type[DomainEvent]:
-    class_name = name[len(_APPLY_PREFIX) :]
+def resolve_event_class(
+    owner: type[Any], method_name: str, prefix: str, method: Any, remedy: str
+) -> type[DomainEvent]:
+    """The event class a handler method named ``<prefix><ClassName>`` takes.
+
+    Found from the method's type hints, else among the loaded ``DomainEvent`` subclasses
+    (which must hold exactly one of that name).
+
+    Raises:
+        ConfigurationError: no class, or several, of that name; the message ends with
+            ``remedy``.
+    """
+    class_name = method_name[len(prefix) :]
     try:
         hints = typing.get_type_hints(method)
     except Exception:  # hints naming classes local to a function cannot be resolved
@@ -141,8 +159,8 @@ def _event_class_of(aggregate_type: type[Any], name: str, method: Any) -> type[D
         return candidates[0]
     found = "no loaded class" if not candidates else f"{len(candidates)} loaded classes"
     raise ConfigurationError(
-        f"{aggregate_type.__qualname__}.{name}: expected one DomainEvent class named "
-        f"{class_name!r}, found {found}; give the repository an event_registry."
+        f"{owner.__qualname__}.{method_name}: expected one DomainEvent class named "
+        f"{class_name!r}, found {found}; {remedy}."
     )
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import inspect
-import typing
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 from cqrs_mongo.domain import DomainEvent
 from cqrs_mongo.errors import ConfigurationError
 from cqrs_mongo.eventsourcing import EventRegistry, StoredEvent
+from cqrs_mongo.eventsourcing.registry import resolve_event_class
 from cqrs_mongo.projections.context import ProjectionContext
 
 HANDLER_PREFIX = "on_"
@@ -93,28 +93,5 @@ def _event_class_of(
     known = [c for c in registry if c.__name__ == class_name]
     if len(known) == 1:
         return known[0]
-    try:
-        hints = typing.get_type_hints(method)
-    except Exception:  # hints naming classes local to a function cannot be resolved
-        hints = {}
-    for hint in hints.values():
-        if inspect.isclass(hint) and issubclass(hint, DomainEvent) and hint.__name__ == class_name:
-            return registry.register(hint)
-    candidates = [c for c in _loaded_event_classes() if c.__name__ == class_name]
-    if len(candidates) == 1:
-        return registry.register(candidates[0])
-    found = "no loaded class" if not candidates else f"{len(candidates)} loaded classes"
-    raise ConfigurationError(
-        f"{owner.__qualname__}.{method_name}: expected one DomainEvent class named "
-        f"{class_name!r}, found {found}; list it in `events`."
-    )
-
-
-def _loaded_event_classes() -> list[type[DomainEvent]]:
-    found: list[type[DomainEvent]] = []
-    pending = list(DomainEvent.__subclasses__())
-    while pending:
-        event_class = pending.pop()
-        pending.extend(event_class.__subclasses__())
-        found.append(event_class)
-    return found
+    found = resolve_event_class(owner, method_name, HANDLER_PREFIX, method, "list it in `events`")
+    return registry.register(found)
