@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from examples.ecommerce.domain import Order, OrderCreated, OrderSubmitted
 
-from cqrs_mongo.domain import AggregateRoot, DomainEvent
 from cqrs_mongo.errors import ConcurrencyError
 from cqrs_mongo.mongo.event_sourced_repository import EventSourcedRepository
 from cqrs_mongo.mongo.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
@@ -17,35 +17,7 @@ from cqrs_mongo.persistence import PersistenceDispatcher, PersistenceRegistry
 pytestmark = pytest.mark.requires_transactions
 
 
-# --- the seed's domain layer, as written in the spec (imports changed) ----------------------
-
-
-class OrderCreated(DomainEvent):
-    order_id: str
-    customer_id: str
-    total: Decimal
-
-
-class OrderSubmitted(DomainEvent):
-    order_id: str
-    submitted_at: datetime
-
-
-class Order(AggregateRoot[str]):
-    customer_id: str
-    status: str = "pending"
-    total: Decimal = Decimal("0.00")
-
-    def apply_OrderCreated(self, event: OrderCreated):  # type: ignore[no-untyped-def]
-        self.customer_id = event.customer_id
-        self.total = event.total
-        self.status = "created"
-
-    def apply_OrderSubmitted(self, event: OrderSubmitted):  # type: ignore[no-untyped-def]
-        self.status = "submitted"
-
-
-# --- the seed's infrastructure layer --------------------------------------------------------
+# The seed's domain layer is the e-commerce example's (the spec's code, imports changed).
 
 
 class OrderRepository(EventSourcedRepository[Order, str]):

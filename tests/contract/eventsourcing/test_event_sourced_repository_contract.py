@@ -8,9 +8,9 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import pytest
+from examples.ecommerce.domain import Order, OrderCreated, OrderSubmitted
 from pymongo.errors import DuplicateKeyError
 
-from cqrs_mongo.domain import AggregateRoot, DomainEvent
 from cqrs_mongo.errors import ConcurrencyError, UnitOfWorkError
 from cqrs_mongo.eventsourcing import EveryNEvents, InMemoryEventSourcedRepository
 from cqrs_mongo.mongo import ensure_indexes
@@ -21,30 +21,7 @@ from cqrs_mongo.persistence import (
     PersistenceRegistry,
 )
 
-
-class OrderCreated(DomainEvent):
-    order_id: str
-    customer_id: str
-    total: Decimal
-
-
-class OrderSubmitted(DomainEvent):
-    order_id: str
-    submitted_at: datetime
-
-
-class Order(AggregateRoot[str]):
-    customer_id: str
-    status: str = "pending"
-    total: Decimal = Decimal("0.00")
-
-    def apply_OrderCreated(self, event: OrderCreated) -> None:
-        self.customer_id = event.customer_id
-        self.total = event.total
-        self.status = "created"
-
-    def apply_OrderSubmitted(self, event: OrderSubmitted) -> None:
-        self.status = "submitted"
+# The seed's model is the e-commerce example's (the spec's code, imports changed).
 
 
 class MongoOrders(EventSourcedRepository[Order, str]):
