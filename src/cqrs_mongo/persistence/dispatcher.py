@@ -113,10 +113,6 @@ class PersistenceDispatcher:
         target = type(entity)
         chain = self.registry.operations(target)
         source = chain[0].source
-        if not self.hooks:  # no span to build: the common case
-            return await self._in_unit(
-                source, target, uow, False, self._persist, chain, entity, events
-            )
         async with self.hooks.span("apply", target, [getattr(entity, "id", None)], source):
             return await self._in_unit(
                 source, target, uow, False, self._persist, chain, entity, events
@@ -148,10 +144,6 @@ class PersistenceDispatcher:
         wanted = ensure_ids(entity_type, ids, "fetch_domain")
         registration = self.registry.retrieval(entity_type)
         source = registration.source
-        if not self.hooks:
-            return await self._in_unit(
-                source, entity_type, uow, True, self._retrieve, registration, wanted
-            )
         async with self.hooks.span("fetch_domain", entity_type, wanted, source):
             return await self._in_unit(
                 source, entity_type, uow, True, self._retrieve, registration, wanted

@@ -11,7 +11,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -86,23 +86,34 @@ class Hooks:
             except Exception:
                 logger.exception("Hook %r failed on %s %s.", hook, event.phase, event.operation)
 
-    @asynccontextmanager
-    async def span(
+    def span(
         self,
         operation: str,
         target: type[Any] | None = None,
         ids: Sequence[Any] = (),
         source: str | None = None,
         detail: dict[str, Any] | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AbstractAsyncContextManager[dict[str, Any]]:
         """Emit ``before``, run the block, then ``after`` or ``error`` with its duration.
 
-        The yielded dict is the event's ``detail``; the block may add to it.
+        The context value is the event's ``detail``; the block may add to it. With no hook
+        registered (the common case, on every operation) this is a plain object whose enter
+        and exit do nothing, so instrumentation costs nothing until it is used.
         """
         extra = detail if detail is not None else {}
         if not self._hooks:
-            yield extra
-            return
+            return _Unobserved(extra)
+        return self._observed(operation, target, ids, source, extra)
+
+    @asynccontextmanager
+    async def _observed(
+        self,
+        operation: str,
+        target: type[Any] | None,
+        ids: Sequence[Any],
+        source: str | None,
+        extra: dict[str, Any],
+    ) -> AsyncIterator[dict[str, Any]]:
         await self.emit(HookEvent("before", operation, target, ids, source, detail=extra))
         started = time.perf_counter()
         try:
@@ -113,6 +124,21 @@ class Hooks:
             raise
         elapsed = time.perf_counter() - started
         await self.emit(HookEvent("after", operation, target, ids, source, elapsed, None, extra))
+
+
+class _Unobserved(AbstractAsyncContextManager[dict[str, Any]]):
+    """The span of an operation no hook watches."""
+
+    __slots__ = ("_detail",)
+
+    def __init__(self, detail: dict[str, Any]) -> None:
+        self._detail = detail
+
+    async def __aenter__(self) -> dict[str, Any]:
+        return self._detail
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
 
 
 class LoggingHook:

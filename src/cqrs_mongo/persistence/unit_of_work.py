@@ -94,10 +94,7 @@ class UnitOfWork(ABC):
             UnitOfWorkError: the unit was already started.
         """
         self._require(UnitOfWorkState.NEW, "begin")
-        if self.hooks:
-            async with self.hooks.span("uow.begin", type(self), source=self.source):
-                await self._begin()
-        else:  # no span to build: the common case, on every unit of work
+        async with self.hooks.span("uow.begin", type(self), source=self.source):
             await self._begin()
         self.state = UnitOfWorkState.ACTIVE
         self._token = _current.set(self)
@@ -110,10 +107,7 @@ class UnitOfWork(ABC):
             UnitOfWorkError: the unit is not active.
         """
         self._require(UnitOfWorkState.ACTIVE, "commit")
-        if self.hooks:
-            async with self.hooks.span("uow.commit", type(self), source=self.source):
-                await self._commit()
-        else:
+        async with self.hooks.span("uow.commit", type(self), source=self.source):
             await self._commit()
         self.state = UnitOfWorkState.COMMITTED
         await self._run_callbacks(self._after_commit, "after-commit")
