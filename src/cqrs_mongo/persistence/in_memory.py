@@ -13,10 +13,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from cqrs_mongo.errors import ConcurrencyError, InvalidSpecificationError, UnitOfWorkError
+from cqrs_mongo.errors import ConcurrencyError, InvalidSpecificationError
 from cqrs_mongo.persistence.hooks import Hooks
 from cqrs_mongo.persistence.search_result import SearchResult
-from cqrs_mongo.persistence.unit_of_work import UnitOfWork
+from cqrs_mongo.persistence.unit_of_work import UnitOfWork, UnitOfWorkState
 from cqrs_mongo.specifications import QueryOptions, Specification
 from cqrs_mongo.specifications.bson_order import sort_key, type_class
 
@@ -84,7 +84,7 @@ class InMemoryUnitOfWork(UnitOfWork):
 
     def get(self, collection: str, doc_id: Any) -> dict[str, Any] | None:
         """The document as this unit sees it (its own writes first), or ``None``."""
-        self._require_active()
+        self._require(UnitOfWorkState.ACTIVE, "read")
         key = (collection, doc_id)
         if key in self._overlay:
             doc = self._overlay[key]
@@ -94,7 +94,7 @@ class InMemoryUnitOfWork(UnitOfWork):
 
     def documents(self, collection: str) -> Iterator[dict[str, Any]]:
         """Every document of ``collection`` as this unit sees it."""
-        self._require_active()
+        self._require(UnitOfWorkState.ACTIVE, "read")
         seen = set()
         for doc_id, doc in list(self.store.collection(collection).items()):
             seen.add(doc_id)
@@ -114,10 +114,6 @@ class InMemoryUnitOfWork(UnitOfWork):
             committed = self.store.collection(collection).get(doc_id)
             self._base_versions[key] = None if committed is None else committed.get("version")
         self._overlay[key] = _DELETED if document is None else copy.deepcopy(document)
-
-    def _require_active(self) -> None:
-        if not self.is_active:
-            raise UnitOfWorkError(f"Cannot read: unit of work is {self.state.value}.")
 
 
 class InMemoryUnitOfWorkFactory:
