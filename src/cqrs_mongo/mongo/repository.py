@@ -9,13 +9,13 @@ from pydantic import BaseModel
 from pymongo import IndexModel
 from pymongo.errors import PyMongoError
 
-from cqrs_mongo.domain.aggregate import AggregateRoot
 from cqrs_mongo.domain.events import DomainEvent
 from cqrs_mongo.errors import ConcurrencyError, ConfigurationError, NotFoundError
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.documents import DocumentMapper
 from cqrs_mongo.mongo.errors import conflict_error, is_duplicate_key, is_write_conflict
 from cqrs_mongo.mongo.indexes import IndexSpec
+from cqrs_mongo.persistence.unit_of_work import advance_version
 
 T = TypeVar("T", bound=BaseModel)
 ID = TypeVar("ID")
@@ -81,7 +81,8 @@ class MongoRepository(Generic[T, ID]):
             await self._insert(document, uow)
         else:
             await self._replace(document, expected, uow)
-        self._advance(entity, expected + 1, uow)
+        # Without a transaction the write is already durable: nothing to undo later.
+        advance_version(entity, expected + 1, uow, durable=not uow.in_transaction)
         entity_id: ID = document["_id"]
         return entity_id
 
@@ -118,23 +119,6 @@ class MongoRepository(Generic[T, ID]):
             {"_id": entity_id}, {"version": 1}, session=uow.session
         )
         return None if found is None else int(found.get("version", 0))
-
-    def _advance(self, entity: T, version: int, uow: Any) -> None:
-        previous: int = entity.version  # type: ignore[attr-defined]
-        entity.version = version  # type: ignore[attr-defined]
-        pending = list(entity.pending_events) if isinstance(entity, AggregateRoot) else []
-        if not uow.in_transaction:
-            # Without a transaction the write is already durable: nothing to undo later.
-            if pending:
-                entity.clear_pending_events(pending)  # type: ignore[attr-defined]
-            return
-
-        def restore_version() -> None:
-            entity.version = previous  # type: ignore[attr-defined]
-
-        uow.on_rollback(restore_version)
-        if pending:
-            uow.on_commit(lambda: entity.clear_pending_events(pending))  # type: ignore[attr-defined]
 
     # --- reading ---------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from cqrs_mongo.errors import ConcurrencyError, InvalidSpecificationError
 from cqrs_mongo.persistence.hooks import Hooks
 from cqrs_mongo.persistence.search_result import SearchResult
-from cqrs_mongo.persistence.unit_of_work import UnitOfWork, UnitOfWorkState
+from cqrs_mongo.persistence.unit_of_work import UnitOfWork, UnitOfWorkState, advance_version
 from cqrs_mongo.specifications import QueryOptions, Specification
 from cqrs_mongo.specifications.bson_order import sort_key, type_class
 
@@ -168,7 +168,7 @@ class InMemoryRepository(Generic[E, ID]):
         document = entity.model_dump(mode="python")
         document["version"] = expected + 1
         uow.put(name, entity_id, document)
-        _advance_version(entity, uow, expected)
+        advance_version(entity, expected + 1, uow)
         return entity_id  # type: ignore[no-any-return]
 
     async def retrieve(self, ids: Sequence[ID], uow: InMemoryUnitOfWork) -> list[E]:
@@ -179,21 +179,6 @@ class InMemoryRepository(Generic[E, ID]):
         name = self.collection_name()
         found = (uow.get(name, entity_id) for entity_id in dict.fromkeys(ids))
         return [self.entity_type.model_validate(doc) for doc in found if doc is not None]  # type: ignore[misc]
-
-
-def _advance_version(entity: Any, uow: UnitOfWork, expected: int) -> None:
-    entity.version = expected + 1
-    pending = list(getattr(entity, "pending_events", ()))
-
-    def restore() -> None:
-        entity.version = expected
-
-    def clear() -> None:
-        if pending:
-            entity.clear_pending_events(pending)
-
-    uow.on_rollback(restore)
-    uow.on_commit(clear)
 
 
 class InMemoryQueryPersistence(Generic[R, ID]):

@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from cqrs_mongo.errors import UnitOfWorkError
 from cqrs_mongo.persistence.hooks import Hooks
@@ -202,6 +202,32 @@ class UnitOfWork(ABC):
                     await outcome
             except Exception:
                 logger.exception("%s callback %r failed; continuing.", kind, callback)
+
+
+def advance_version(entity: Any, version: int, uow: UnitOfWork, *, durable: bool = False) -> None:
+    """Move ``entity.version`` to ``version`` after a successful write in ``uow``.
+
+    The version goes back if the unit rolls back, and the aggregate's pending events (if it
+    has any) are forgotten once the unit commits. ``durable=True`` says the write is already
+    permanent (no transaction): pending events are forgotten at once and nothing is undone.
+    """
+    previous = entity.version
+    entity.version = version
+    pending = list(getattr(entity, "pending_events", ()))
+    if durable:
+        if pending:
+            entity.clear_pending_events(pending)
+        return
+
+    def restore() -> None:
+        entity.version = previous
+
+    def forget_persisted() -> None:
+        entity.clear_pending_events(pending)
+
+    uow.on_rollback(restore)
+    if pending:
+        uow.on_commit(forget_persisted)
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
