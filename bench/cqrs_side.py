@@ -11,13 +11,13 @@ from bench import dataset
 from bench.models import Cart, CartOpened, Customer, ItemAdded, OrderRow
 from cqrs_mongo import PersistenceDispatcher, PersistenceRegistry
 from cqrs_mongo.cache import RedisCacheService
+from cqrs_mongo.cache.caching_dispatcher import CachingPersistenceDispatcher
 from cqrs_mongo.mongo import (
     MongoReadModelPersistence,
     MongoRepository,
     MongoUnitOfWorkFactory,
 )
-from cqrs_mongo.mongo.event_sourced_repository import EventSourcedRepository
-from cqrs_mongo.persistence.caching_dispatcher import CachingPersistenceDispatcher
+from cqrs_mongo.mongo.eventsourcing.event_sourced_repository import EventSourcedRepository
 
 
 class CustomerRepository(MongoRepository[Customer, str]):

@@ -19,4 +19,5 @@ fi
 echo "== ruff check"; .venv/bin/ruff check src tests examples bench
 echo "== ruff format --check"; .venv/bin/ruff format --check src tests examples bench
 echo "== mypy --strict src"; .venv/bin/mypy --strict src
+echo "== lint-imports"; .venv/bin/lint-imports --no-cache
 echo "== pytest"; .venv/bin/python -m pytest "$@"

@@ -8,7 +8,7 @@ from typing import Any
 
 from cqrs_mongo.cache import RedisCacheService
 from cqrs_mongo.mongo import MongoUnitOfWork, MongoUnitOfWorkFactory
-from cqrs_mongo.mongo.projection_worker import MongoProjectionWorker
+from cqrs_mongo.mongo.projections.projection_worker import MongoProjectionWorker
 from examples.ecommerce.application import (
     CreateOrderCommand,
     GetCustomerOrdersQuery,

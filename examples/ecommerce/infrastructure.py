@@ -6,10 +6,10 @@ import os
 
 from cqrs_mongo import PersistenceDispatcher, PersistenceRegistry
 from cqrs_mongo.cache import RedisCacheService
+from cqrs_mongo.cache.caching_dispatcher import CachingPersistenceDispatcher
 from cqrs_mongo.mongo import IndexSpec, MongoUnitOfWorkFactory
-from cqrs_mongo.mongo.event_sourced_repository import EventSourcedRepository
-from cqrs_mongo.mongo.projection_query import ProjectionPersistence
-from cqrs_mongo.persistence.caching_dispatcher import CachingPersistenceDispatcher
+from cqrs_mongo.mongo.eventsourcing.event_sourced_repository import EventSourcedRepository
+from cqrs_mongo.mongo.projections.projection_query import ProjectionPersistence
 from cqrs_mongo.projections import Projection, ProjectionContext
 from examples.ecommerce.domain import Order, OrderCreated, OrderSubmitted, OrderSummaryDTO
 

@@ -5,6 +5,7 @@ dispatcher and its ports, and the error hierarchy. Adapters live in ``cqrs_mongo
 (MongoDB) and ``cqrs_mongo.cache`` (Redis); test support in ``cqrs_mongo.testing``.
 """
 
+from cqrs_mongo.cache.caching_dispatcher import CachingPersistenceDispatcher
 from cqrs_mongo.domain import AggregateRoot, DomainEvent
 from cqrs_mongo.errors import (
     CacheError,
@@ -24,7 +25,6 @@ from cqrs_mongo.errors import (
     UnknownEventTypeError,
 )
 from cqrs_mongo.persistence import (
-    CachingPersistenceDispatcher,
     Hook,
     HookEvent,
     Hooks,

@@ -18,8 +18,8 @@ from redis.asyncio import Redis
 
 from cqrs_mongo import AggregateRoot, PersistenceDispatcher, PersistenceRegistry
 from cqrs_mongo.cache import ICacheService, RedisCacheService
+from cqrs_mongo.cache.caching_dispatcher import CachingPersistenceDispatcher
 from cqrs_mongo.mongo import MongoQueryPersistence, MongoRepository, MongoUnitOfWorkFactory
-from cqrs_mongo.persistence.caching_dispatcher import CachingPersistenceDispatcher
 from cqrs_mongo.testing import CommandCounter
 
 pytestmark = pytest.mark.redis

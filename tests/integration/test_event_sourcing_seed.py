@@ -10,8 +10,8 @@ import pytest
 from examples.ecommerce.domain import Order, OrderCreated, OrderSubmitted
 
 from cqrs_mongo.errors import ConcurrencyError
-from cqrs_mongo.mongo.event_sourced_repository import EventSourcedRepository
-from cqrs_mongo.mongo.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
+from cqrs_mongo.mongo.eventsourcing.event_sourced_repository import EventSourcedRepository
+from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
 from cqrs_mongo.persistence import PersistenceDispatcher, PersistenceRegistry
 
 pytestmark = pytest.mark.requires_transactions

@@ -10,8 +10,8 @@ from pydantic import Field
 
 from cqrs_mongo.domain import AggregateRoot, DomainEvent
 from cqrs_mongo.errors import ConcurrencyError
-from cqrs_mongo.mongo.event_sourced_repository import EventSourcedRepository
-from cqrs_mongo.mongo.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
+from cqrs_mongo.mongo.eventsourcing.event_sourced_repository import EventSourcedRepository
+from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
 
 pytestmark = pytest.mark.requires_transactions
 

@@ -13,8 +13,8 @@ import pytest
 from cqrs_mongo.domain import AggregateRoot, DomainEvent
 from cqrs_mongo.errors import UnknownEventTypeError
 from cqrs_mongo.eventsourcing import UpcasterChain
-from cqrs_mongo.mongo.event_sourced_repository import EventSourcedRepository
-from cqrs_mongo.mongo.unit_of_work import MongoUnitOfWorkFactory
+from cqrs_mongo.mongo.eventsourcing.event_sourced_repository import EventSourcedRepository
+from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWorkFactory
 
 pytestmark = pytest.mark.requires_transactions
 

@@ -15,14 +15,14 @@ from examples.ecommerce.domain import (
 )
 from examples.ecommerce.infrastructure import OrderSummaryProjection
 
-from cqrs_mongo.mongo.event_sourced_repository import EventSourcedRepository
-from cqrs_mongo.mongo.projection_query import (
+from cqrs_mongo.mongo.eventsourcing.event_sourced_repository import EventSourcedRepository
+from cqrs_mongo.mongo.projections.projection_query import (
     ProjectionPersistence,
     ProjectionQueryPersistence,
     ProjectionSpecificationPersistence,
 )
-from cqrs_mongo.mongo.projection_worker import MongoProjectionWorker
-from cqrs_mongo.mongo.unit_of_work import MongoUnitOfWorkFactory
+from cqrs_mongo.mongo.projections.projection_worker import MongoProjectionWorker
+from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWorkFactory
 from cqrs_mongo.persistence import PersistenceDispatcher, PersistenceRegistry
 from cqrs_mongo.specifications import QueryOptions, SpecificationBuilder
 

@@ -14,10 +14,10 @@ from pydantic import BaseModel
 
 from cqrs_mongo.domain import DomainEvent
 from cqrs_mongo.errors import ConfigurationError, ProjectionError
-from cqrs_mongo.mongo.event_store import MongoEventStore
-from cqrs_mongo.mongo.projection_query import ProjectionPersistence
-from cqrs_mongo.mongo.projection_worker import MongoProjectionWorker
-from cqrs_mongo.mongo.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
+from cqrs_mongo.mongo.eventsourcing.event_store import MongoEventStore
+from cqrs_mongo.mongo.projections.projection_query import ProjectionPersistence
+from cqrs_mongo.mongo.projections.projection_worker import MongoProjectionWorker
+from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
 from cqrs_mongo.persistence import PersistenceDispatcher, PersistenceRegistry
 from cqrs_mongo.projections import Projection, ProjectionContext, RetryPolicy, WorkerState
 from cqrs_mongo.specifications import QueryOptions, SpecificationBuilder

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cqrs_mongo.errors import InvalidSpecificationError
-from cqrs_mongo.mongo.query_compiler import compile_filter, compile_query, encode_cursor
+from cqrs_mongo.mongo.queries.query_compiler import compile_filter, compile_query, encode_cursor
 from cqrs_mongo.specifications import (
     Condition,
     QueryOptions,

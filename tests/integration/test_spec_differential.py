@@ -14,7 +14,7 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from cqrs_mongo.mongo.codecs import CLIENT_CODEC_KWARGS
-from cqrs_mongo.mongo.query_compiler import compile_filter
+from cqrs_mongo.mongo.queries.query_compiler import compile_filter
 from cqrs_mongo.specifications import And, Condition, Not, Operator, Or, Specification
 
 # Small pools make collisions (equal values, shared prefixes) likely, which is where

@@ -129,7 +129,7 @@ async def test_mongomock_unit_has_no_session_and_warns_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     factory = MongoUnitOfWorkFactory(AsyncMongoMockClient(), "db")
-    with caplog.at_level(logging.WARNING, logger="cqrs_mongo.mongo.unit_of_work"):
+    with caplog.at_level(logging.WARNING, logger="cqrs_mongo.mongo.transactions.unit_of_work"):
         for _ in range(3):
             async with factory() as uow:
                 assert (uow.session, uow.in_transaction) == (None, False)

@@ -8,7 +8,7 @@ import pytest
 from pymongo.errors import NetworkTimeout, OperationFailure
 
 from cqrs_mongo.errors import ConcurrencyError, TransactionError
-from cqrs_mongo.mongo.runner import (
+from cqrs_mongo.mongo.transactions.runner import (
     RetryBudget,
     TransactionAttempts,
     failure_labels,

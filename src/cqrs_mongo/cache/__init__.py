@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cqrs_mongo.cache.caching_dispatcher import CachingPersistenceDispatcher
 from cqrs_mongo.cache.circuit_breaker import BreakerState, CircuitBreaker
 from cqrs_mongo.cache.keys import CacheKeys
 from cqrs_mongo.cache.memory_cache import InMemoryCacheService
@@ -36,6 +37,7 @@ __all__ = [
     "CacheDecodeError",
     "CacheKeys",
     "CacheStats",
+    "CachingPersistenceDispatcher",
     "CircuitBreaker",
     "ICacheService",
     "InMemoryCacheService",

@@ -49,6 +49,28 @@ def create_client(uri: str, **kwargs: Any) -> AsyncMongoClient[dict[str, Any]]:
     return AsyncMongoClient(uri, **options)
 
 
+def create_motor_client(uri: str, **kwargs: Any) -> Any:
+    """A Motor ``AsyncIOMotorClient`` as a user would make it (no codec options).
+
+    Raises:
+        ImportError: the ``motor`` extra is not installed.
+    """
+    from motor.motor_asyncio import AsyncIOMotorClient
+
+    return AsyncIOMotorClient(uri, **kwargs)
+
+
+def create_mongomock_client() -> Any:
+    """An in-process ``mongomock_motor.AsyncMongoMockClient`` (no sessions, no transactions).
+
+    Raises:
+        ImportError: the ``mongomock`` extra is not installed.
+    """
+    from mongomock_motor import AsyncMongoMockClient
+
+    return AsyncMongoMockClient()
+
+
 def driver_kind(client: Any) -> DriverKind:
     """Which driver ``client`` belongs to.
 

@@ -1,6 +1,5 @@
 """The storage-agnostic persistence core: ports, registry, dispatcher, results, hooks."""
 
-from cqrs_mongo.persistence.caching_dispatcher import CachingPersistenceDispatcher
 from cqrs_mongo.persistence.dispatcher import IPersistenceDispatcher, PersistenceDispatcher
 from cqrs_mongo.persistence.hooks import Hook, HookEvent, Hooks, LoggingHook
 from cqrs_mongo.persistence.in_memory import (
@@ -26,7 +25,6 @@ from cqrs_mongo.persistence.unit_of_work import (
 )
 
 __all__ = [
-    "CachingPersistenceDispatcher",
     "Hook",
     "HookEvent",
     "Hooks",

@@ -1,7 +1,7 @@
 """Specifications: an immutable query AST, its builder, QueryOptions and in-memory evaluation."""
 
 # Depends on nothing else in cqrs_mongo except cqrs_mongo.errors; the MongoDB compiler
-# lives in cqrs_mongo.mongo.query_compiler.
+# lives in cqrs_mongo.mongo.queries.query_compiler.
 
 from cqrs_mongo.specifications.ast import (
     And,

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from cqrs_mongo.testing.command_counter import CommandCounter
+from cqrs_mongo.mongo.monitoring import CommandCounter
 from cqrs_mongo.testing.embedded_server import EmbeddedMongoServer
 
 
@@ -81,9 +81,9 @@ async def motor_client(
     mongo_server: EmbeddedMongoServer | ExternalMongoServer,
 ) -> AsyncIterator[Any]:
     """A Motor client for one test, as a user would create it (no codec options)."""
-    from motor.motor_asyncio import AsyncIOMotorClient
+    from cqrs_mongo.mongo.driver import create_motor_client
 
-    client: Any = AsyncIOMotorClient(mongo_server.uri)
+    client = create_motor_client(mongo_server.uri)
     try:
         yield client
     finally:
@@ -93,6 +93,6 @@ async def motor_client(
 @pytest.fixture
 def mongomock_client() -> Any:
     """An in-process mongomock-motor client (no sessions, no transactions)."""
-    from mongomock_motor import AsyncMongoMockClient
+    from cqrs_mongo.mongo.driver import create_mongomock_client
 
-    return AsyncMongoMockClient()
+    return create_mongomock_client()

@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError
 from cqrs_mongo.errors import ConcurrencyError, UnitOfWorkError
 from cqrs_mongo.eventsourcing import EveryNEvents, InMemoryEventSourcedRepository
 from cqrs_mongo.mongo import ensure_indexes
-from cqrs_mongo.mongo.event_sourced_repository import EventSourcedRepository
+from cqrs_mongo.mongo.eventsourcing.event_sourced_repository import EventSourcedRepository
 from cqrs_mongo.persistence import (
     InMemoryUnitOfWorkFactory,
     PersistenceDispatcher,

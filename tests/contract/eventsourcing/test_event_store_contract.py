@@ -24,8 +24,8 @@ from cqrs_mongo.eventsourcing import (
     Snapshot,
     SnapshotStore,
 )
-from cqrs_mongo.mongo.event_store import MongoEventStore
-from cqrs_mongo.mongo.snapshot_store import MongoSnapshotStore
+from cqrs_mongo.mongo.eventsourcing.event_store import MongoEventStore
+from cqrs_mongo.mongo.eventsourcing.snapshot_store import MongoSnapshotStore
 from cqrs_mongo.persistence import InMemoryUnitOfWorkFactory
 
 

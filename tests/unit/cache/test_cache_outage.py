@@ -7,7 +7,7 @@ from caching_doubles import CountingCache, FakeClock, Order, World
 
 from cqrs_mongo import HookEvent, Hooks
 from cqrs_mongo.cache import BreakerState, CircuitBreaker
-from cqrs_mongo.persistence.caching_dispatcher import CachingPersistenceDispatcher
+from cqrs_mongo.cache.caching_dispatcher import CachingPersistenceDispatcher
 
 
 def outage_records(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -16,7 +16,7 @@ from cqrs_mongo import (
     SpecificationBuilder,
 )
 from cqrs_mongo.cache import InMemoryCacheService, RedisCacheService
-from cqrs_mongo.persistence.caching_dispatcher import CachingPersistenceDispatcher
+from cqrs_mongo.cache.caching_dispatcher import CachingPersistenceDispatcher
 
 
 class Boom(Exception):

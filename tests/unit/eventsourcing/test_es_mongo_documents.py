@@ -6,7 +6,11 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 from cqrs_mongo.eventsourcing import StoredEvent
-from cqrs_mongo.mongo.event_store import event_from_document, event_to_document, streams_filter
+from cqrs_mongo.mongo.eventsourcing.event_store import (
+    event_from_document,
+    event_to_document,
+    streams_filter,
+)
 
 
 def test_event_document_layout_and_round_trip() -> None:

@@ -14,8 +14,8 @@ import pytest
 from bson import ObjectId
 
 from cqrs_mongo.errors import InvalidSpecificationError
-from cqrs_mongo.mongo import query_compiler
-from cqrs_mongo.mongo.query_compiler import (
+from cqrs_mongo.mongo.queries import query_compiler
+from cqrs_mongo.mongo.queries.query_compiler import (
     CompiledQuery,
     compile_filter,
     compile_query,

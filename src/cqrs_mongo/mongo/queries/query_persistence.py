@@ -12,8 +12,8 @@ from cqrs_mongo.errors import ConfigurationError, InvalidSpecificationError
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.documents import DocumentMapper
 from cqrs_mongo.mongo.indexes import IndexSpec
-from cqrs_mongo.mongo.keyset import encode_cursor
-from cqrs_mongo.mongo.query_compiler import CompiledQuery, compile_query
+from cqrs_mongo.mongo.queries.keyset import encode_cursor
+from cqrs_mongo.mongo.queries.query_compiler import CompiledQuery, compile_query
 from cqrs_mongo.persistence.search_result import Page, SearchResult
 from cqrs_mongo.specifications import QueryOptions
 from cqrs_mongo.specifications.renaming import rename_options

@@ -34,7 +34,10 @@ from pymongo.read_concern import ReadConcern
 from cqrs_mongo.errors import ProjectionError
 from cqrs_mongo.eventsourcing import StoredEvent
 from cqrs_mongo.mongo import driver
-from cqrs_mongo.mongo.event_store import DEFAULT_EVENTS_COLLECTION, event_from_document
+from cqrs_mongo.mongo.eventsourcing.event_store import (
+    DEFAULT_EVENTS_COLLECTION,
+    event_from_document,
+)
 
 # InvalidResumeToken, ChangeStreamFatalError ("resume token was not found"), and
 # ChangeStreamHistoryLost: the position is no longer in the oplog.

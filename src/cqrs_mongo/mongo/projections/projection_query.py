@@ -1,6 +1,6 @@
 """Query-side handlers over projection collections: follow the rebuild alias, hide bookkeeping.
 
-They are the read-side handlers of :mod:`cqrs_mongo.mongo.query_persistence` (same
+They are the read-side handlers of :mod:`cqrs_mongo.mongo.queries.query_persistence` (same
 specifications, ordering, offset and keyset pagination, counts and ``stream()``) with two
 differences: each query first looks up which collection the projection currently lives in
 (``projection_aliases``, switched by a rebuild in one write), and the projection store's
@@ -14,9 +14,9 @@ import copy
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar, TypeVar
 
-from cqrs_mongo.mongo.projection_store import DEFAULT_ALIASES, EXCLUDE_BOOKKEEPING
-from cqrs_mongo.mongo.query_compiler import CompiledQuery, compile_query
-from cqrs_mongo.mongo.query_persistence import (
+from cqrs_mongo.mongo.projections.projection_store import DEFAULT_ALIASES, EXCLUDE_BOOKKEEPING
+from cqrs_mongo.mongo.queries.query_compiler import CompiledQuery, compile_query
+from cqrs_mongo.mongo.queries.query_persistence import (
     MongoQueryPersistence,
     MongoReadModel,
     MongoReadModelPersistence,

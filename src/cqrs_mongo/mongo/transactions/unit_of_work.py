@@ -18,7 +18,7 @@ from cqrs_mongo.mongo.errors import (
     UNKNOWN_COMMIT_RESULT,
     error_labels,
 )
-from cqrs_mongo.mongo.runner import (
+from cqrs_mongo.mongo.transactions.runner import (
     RetryBudget,
     TransactionAttempts,
     backoff_delay,
@@ -27,7 +27,7 @@ from cqrs_mongo.mongo.runner import (
 from cqrs_mongo.persistence.hooks import Hooks
 from cqrs_mongo.persistence.unit_of_work import UnitOfWork
 
-logger = logging.getLogger("cqrs_mongo.mongo.unit_of_work")
+logger = logging.getLogger("cqrs_mongo.mongo.transactions.unit_of_work")
 
 P = ParamSpec("P")
 R = TypeVar("R")

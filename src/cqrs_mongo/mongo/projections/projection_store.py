@@ -27,8 +27,8 @@ from cqrs_mongo.errors import ProjectionError
 from cqrs_mongo.eventsourcing import StoredEvent
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.errors import TRANSIENT_TRANSACTION_ERROR, error_labels
-from cqrs_mongo.mongo.event_feed import FeedPosition
-from cqrs_mongo.mongo.event_store import event_from_document, event_to_document
+from cqrs_mongo.mongo.eventsourcing.event_store import event_from_document, event_to_document
+from cqrs_mongo.mongo.projections.event_feed import FeedPosition
 from cqrs_mongo.projections import BOOKKEEPING_FIELDS, ParkedEvent, ProjectionContext
 
 DEFAULT_CHECKPOINTS = "projection_checkpoints"

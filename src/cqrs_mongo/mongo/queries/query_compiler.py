@@ -8,7 +8,12 @@ from functools import singledispatch
 from typing import Any
 
 from cqrs_mongo.errors import InvalidSpecificationError
-from cqrs_mongo.mongo.keyset import decode_cursor, effective_ordering, encode_cursor, keyset_filter
+from cqrs_mongo.mongo.queries.keyset import (
+    decode_cursor,
+    effective_ordering,
+    encode_cursor,
+    keyset_filter,
+)
 from cqrs_mongo.specifications import (
     And,
     Condition,

@@ -23,12 +23,15 @@ from typing import Any, ClassVar, TypeVar
 from cqrs_mongo.domain import AggregateRoot, DomainEvent
 from cqrs_mongo.errors import ConfigurationError
 from cqrs_mongo.eventsourcing.repository import EventSourcedRepositoryBase
-from cqrs_mongo.mongo.event_store import (
+from cqrs_mongo.mongo.eventsourcing.event_store import (
     DEFAULT_EVENTS_COLLECTION,
     STREAM_VERSION_INDEX,
     MongoEventStore,
 )
-from cqrs_mongo.mongo.snapshot_store import DEFAULT_SNAPSHOTS_COLLECTION, MongoSnapshotStore
+from cqrs_mongo.mongo.eventsourcing.snapshot_store import (
+    DEFAULT_SNAPSHOTS_COLLECTION,
+    MongoSnapshotStore,
+)
 
 A = TypeVar("A", bound=AggregateRoot[Any])
 ID = TypeVar("ID")

@@ -32,15 +32,20 @@ from bson import Timestamp
 from cqrs_mongo.errors import ConfigurationError, ProjectionError
 from cqrs_mongo.eventsourcing import StoredEvent
 from cqrs_mongo.mongo import driver
-from cqrs_mongo.mongo.event_feed import FeedHistoryLost, FeedItem, FeedPosition, MongoEventFeed
-from cqrs_mongo.mongo.event_store import DEFAULT_EVENTS_COLLECTION
+from cqrs_mongo.mongo.eventsourcing.event_store import DEFAULT_EVENTS_COLLECTION
 from cqrs_mongo.mongo.indexes import IndexSpec
-from cqrs_mongo.mongo.projection_store import (
+from cqrs_mongo.mongo.projections.event_feed import (
+    FeedHistoryLost,
+    FeedItem,
+    FeedPosition,
+    MongoEventFeed,
+)
+from cqrs_mongo.mongo.projections.projection_store import (
     MongoProjectionStore,
     StagedWriteError,
     stream_lookup_key,
 )
-from cqrs_mongo.mongo.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
+from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
 from cqrs_mongo.projections import (
     Lag,
     ParkedEvent,
@@ -50,7 +55,7 @@ from cqrs_mongo.projections import (
     WorkerState,
 )
 
-logger = logging.getLogger("cqrs_mongo.mongo.projection_worker")
+logger = logging.getLogger("cqrs_mongo.mongo.projections.projection_worker")
 
 
 class _HandlerFailed(Exception):

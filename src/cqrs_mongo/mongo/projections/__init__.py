@@ -1,0 +1,1 @@
+"""Projections on MongoDB: event feed, projection store and worker, and their query side."""

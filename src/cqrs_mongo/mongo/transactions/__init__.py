@@ -1,0 +1,1 @@
+"""Units of work over a client session and transaction, and the runner that retries them."""
