@@ -54,12 +54,16 @@ class UnitOfWork(ABC):
             dispatcher refuses a unit whose source differs from the handler's.
         read_only: set before entering to say no write will happen (a Mongo unit then reads
             in a session without a transaction, so long cursors are safe).
+        factory: the factory that made this unit (set by the factory), or ``None`` for a unit
+            built by hand; the dispatcher knows each source's factory, so a unit of another
+            source's factory is refused even when no ``source`` was given.
     """
 
     def __init__(
         self, source: str | None = None, hooks: Hooks | None = None, read_only: bool = False
     ) -> None:
         self.source = source
+        self.factory: Any = None
         self.read_only = read_only
         self.hooks = hooks if hooks is not None else Hooks()
         self.state = UnitOfWorkState.NEW
