@@ -43,13 +43,15 @@ class SourceNotRegisteredError(ConfigurationError):
 class SourceMismatchError(ConfigurationError):
     """A unit of work of one source was passed to a handler of another."""
 
-    def __init__(self, target: type[Any], expected: str, actual: str) -> None:
+    def __init__(
+        self, target: type[Any], expected: str, actual: str | None, detail: str | None = None
+    ) -> None:
         self.target = target
         self.expected = expected
         self.actual = actual
+        belongs = detail or f"the unit of work belongs to source {actual!r}"
         super().__init__(
-            f"{target.__qualname__} is persisted in source {expected!r}, "
-            f"but the unit of work belongs to source {actual!r}."
+            f"{target.__qualname__} is persisted in source {expected!r}, but {belongs}."
         )
 
 

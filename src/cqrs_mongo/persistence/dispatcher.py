@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
 from cqrs_mongo.errors import (
+    ConfigurationError,
     InvalidSpecificationError,
     SourceMismatchError,
     SourceNotRegisteredError,
@@ -60,17 +61,14 @@ def ensure_ids(target: type[Any], ids: Any, operation: str) -> list[Any]:
     return list(ids)
 
 
-def _check_source(uow: Any, source: str, target: type[Any]) -> None:
-    actual = getattr(uow, "source", None)
-    if actual is not None and actual != source:
-        raise SourceMismatchError(target, source, actual)
-
-
 class PersistenceDispatcher:
     """Routes command-side and query-side persistence calls to their handlers.
 
     Args:
-        uow_factories: source name -> callable returning a fresh unit of work.
+        uow_factories: source name -> callable returning a fresh unit of work. A unit passed
+            as ``uow=`` must come from the factory of the handler's source (the package's
+            factories stamp their units); a unit built by hand, with no factory and no
+            ``source``, is accepted for any source.
         registry: the handler registrations.
         handler_factory: builds a handler from its class (default: ``cls()``); called once per
             class, the instance is reused, so handlers must keep no per-call state.
@@ -85,6 +83,18 @@ class PersistenceDispatcher:
         hooks: Hooks | None = None,
     ) -> None:
         self._uow_factories = dict(uow_factories)
+        # id(factory) -> the source names it is registered under: a unit stamped with its
+        # factory is known to belong to those sources, whether or not it names one itself.
+        self._factory_sources: dict[int, set[str]] = {}
+        for name, factory in self._uow_factories.items():
+            declared = getattr(factory, "source", None)
+            if declared is not None and declared != name:
+                raise ConfigurationError(
+                    f"The unit-of-work factory registered for source {name!r} says its units "
+                    f"belong to source {declared!r}; register it under {declared!r} or drop "
+                    "its source argument."
+                )
+            self._factory_sources.setdefault(id(factory), set()).add(name)
         self.registry = registry
         self._handler_factory: HandlerFactory = handler_factory or (lambda cls: cls())
         self._handlers: dict[type[Any], Any] = {}
@@ -108,7 +118,8 @@ class PersistenceDispatcher:
         Raises:
             HandlerNotRegisteredError: no operation handler serves the entity's type.
             SourceNotRegisteredError: no factory for the handler's source (``uow`` omitted).
-            SourceMismatchError: ``uow`` belongs to another source.
+            SourceMismatchError: ``uow`` belongs to another source, or comes from a factory
+                that is not this dispatcher's factory for the handler's source.
         """
         target = type(entity)
         chain = self.registry.operations(target)
@@ -253,7 +264,7 @@ class PersistenceDispatcher:
         self, source: str, target: type[Any], uow: Any, *, read_only: bool
     ) -> AsyncIterator[Any]:
         if uow is not None:
-            _check_source(uow, source, target)
+            self._check_source(uow, source, target)
             yield uow
             return
         async with self._new_unit(source, target, read_only) as active:
@@ -271,10 +282,45 @@ class PersistenceDispatcher:
         # The same as ``async with self._unit(...)``, without building a context manager on
         # every apply and fetch_domain.
         if uow is not None:
-            _check_source(uow, source, target)
+            self._check_source(uow, source, target)
             return await work(uow, *args)
         async with self._new_unit(source, target, read_only) as active:
             return await work(active, *args)
+
+    def _check_source(self, uow: Any, source: str, target: type[Any]) -> None:
+        actual = getattr(uow, "source", None)
+        if actual is not None:
+            if actual != source:
+                raise SourceMismatchError(target, source, actual)
+            return
+        origin = getattr(uow, "factory", None)
+        if origin is None:
+            return  # built by hand: nothing says where it belongs (documented as accepted)
+        names = self._factory_sources.get(id(origin))
+        if names is None or self._uow_factories.get(next(iter(names))) is not origin:
+            # A factory of its own over the same database as a registered one (two factories
+            # for one client and database) writes where that source writes.
+            names = self._sources_at(getattr(origin, "location", None))
+        if not names:
+            raise SourceMismatchError(
+                target,
+                source,
+                None,
+                "the unit of work comes from a factory that is not in this dispatcher's "
+                f"uow_factories and writes elsewhere than any of them (use the factory "
+                f"registered for {source!r})",
+            )
+        if source not in names:
+            raise SourceMismatchError(target, source, ", ".join(sorted(names)))
+
+    def _sources_at(self, location: Any) -> set[str]:
+        if location is None:
+            return set()
+        return {
+            name
+            for name, factory in self._uow_factories.items()
+            if getattr(factory, "location", None) == location
+        }
 
     def _new_unit(self, source: str, target: type[Any], read_only: bool) -> Any:
         factory = self._uow_factories.get(source)

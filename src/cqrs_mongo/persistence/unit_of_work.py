@@ -54,18 +54,25 @@ class UnitOfWork(ABC):
             dispatcher refuses a unit whose source differs from the handler's.
         read_only: set before entering to say no write will happen (a Mongo unit then reads
             in a session without a transaction, so long cursors are safe).
+        factory: the factory that made this unit (set by the factory), or ``None`` for a unit
+            built by hand; the dispatcher knows each source's factory, so a unit of another
+            source's factory is refused even when no ``source`` was given.
     """
 
     def __init__(
         self, source: str | None = None, hooks: Hooks | None = None, read_only: bool = False
     ) -> None:
         self.source = source
+        self.factory: Any = None
         self.read_only = read_only
         self.hooks = hooks if hooks is not None else Hooks()
         self.state = UnitOfWorkState.NEW
         self.has_written = False
         self._after_commit: list[Callback] = []
         self._after_rollback: list[Callback] = []
+        # id(entity) -> (entity, version before the unit's first write of it): restored on
+        # rollback however many times the unit wrote the entity.
+        self._versions_at_start: dict[int, tuple[Any, Any]] = {}
         self._token: Token[UnitOfWork | None] | None = None
 
     # --- the primitives a store implements -------------------------------------------------
@@ -167,6 +174,25 @@ class UnitOfWork(ABC):
         self._require_open("register a rollback callback")
         self._after_rollback.append(callback)
 
+    def keep_version_for_rollback(self, entity: Any) -> None:
+        """Put ``entity.version`` back to its current value if the unit rolls back.
+
+        Call it before a write moves the version on. Only the first call for an entity in a
+        unit counts, so after several writes a rollback restores the version the entity had
+        before the unit's first write of it, not the one before the last.
+
+        Raises:
+            UnitOfWorkError: the unit is already committed, rolled back or closed.
+        """
+        self._require_open("register a rollback callback")
+        key = id(entity)
+        if key in self._versions_at_start:
+            return
+        if not self._versions_at_start:
+            self._after_rollback.append(self._restore_versions)
+        # The entity itself is kept so its id() cannot be reused by another object meanwhile.
+        self._versions_at_start[key] = (entity, entity.version)
+
     def record_write(self) -> None:
         """Note that the unit has written (readers then bypass caches).
 
@@ -193,6 +219,11 @@ class UnitOfWork(ABC):
         if self.state not in (UnitOfWorkState.NEW, UnitOfWorkState.ACTIVE):
             raise UnitOfWorkError(f"Cannot {action}: unit of work is {self.state.value}.")
 
+    def _restore_versions(self) -> None:
+        restores, self._versions_at_start = self._versions_at_start, {}
+        for entity, version in restores.values():
+            entity.version = version
+
     async def _run_callbacks(self, callbacks: list[Callback], kind: str) -> None:
         pending, callbacks[:] = list(callbacks), []
         for callback in pending:
@@ -207,25 +238,26 @@ class UnitOfWork(ABC):
 def advance_version(entity: Any, version: int, uow: UnitOfWork, *, durable: bool = False) -> None:
     """Move ``entity.version`` to ``version`` after a successful write in ``uow``.
 
-    The version goes back if the unit rolls back, and the aggregate's pending events (if it
-    has any) are forgotten once the unit commits. ``durable=True`` says the write is already
+    If the unit rolls back, the version goes back to what it was before the unit's *first*
+    write of ``entity`` (however many writes followed); once the unit commits, the aggregate's
+    pending events (if it has any) are forgotten. ``durable=True`` says the write is already
     permanent (no transaction): pending events are forgotten at once and nothing is undone.
+
+    Raises:
+        UnitOfWorkError: ``uow`` is already committed, rolled back or closed.
     """
-    previous = entity.version
-    entity.version = version
     pending = list(getattr(entity, "pending_events", ()))
     if durable:
+        entity.version = version
         if pending:
             entity.clear_pending_events(pending)
         return
-
-    def restore() -> None:
-        entity.version = previous
+    uow.keep_version_for_rollback(entity)
+    entity.version = version
 
     def forget_persisted() -> None:
         entity.clear_pending_events(pending)
 
-    uow.on_rollback(restore)
     if pending:
         uow.on_commit(forget_persisted)
 

@@ -197,9 +197,14 @@ class MongoUnitOfWorkFactory:
         self.retry_budget_seconds = retry_budget_seconds
         self.max_attempts = max_attempts
 
+    @property
+    def location(self) -> tuple[str, int, str]:
+        """Where this factory's units write (client and database), for the source check."""
+        return ("mongo", id(self.client), self.database_name)
+
     def __call__(self, *, read_only: bool = False) -> MongoUnitOfWork:
-        """A fresh unit of work (not yet begun)."""
-        return MongoUnitOfWork(
+        """A fresh unit of work (not yet begun), stamped with this factory as its origin."""
+        unit = MongoUnitOfWork(
             self.client,
             self.database_name,
             source=self.source,
@@ -211,6 +216,8 @@ class MongoUnitOfWorkFactory:
             commit_budget_seconds=self.retry_budget_seconds,
             database=self.database,
         )
+        unit.factory = self
+        return unit
 
     async def run(
         self,
