@@ -19,10 +19,11 @@ from weakref import WeakKeyDictionary
 from pydantic import ValidationError
 
 from cqrs_mongo.domain import AggregateRoot, DomainEvent
-from cqrs_mongo.errors import ConfigurationError
+from cqrs_mongo.errors import ConfigurationError, DocumentEncodingError
 from cqrs_mongo.eventsourcing.ports import EventStore, SnapshotStore
 from cqrs_mongo.eventsourcing.registry import EventRegistry
 from cqrs_mongo.eventsourcing.snapshots import Snapshot, SnapshotStrategy
+from cqrs_mongo.eventsourcing.stored_event import at_store_precision
 from cqrs_mongo.eventsourcing.upcasting import UpcasterChain
 
 A = TypeVar("A", bound=AggregateRoot[Any])
@@ -166,8 +167,27 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
         ledger.track(entity, previous, new, uow)
         strategy = self._snapshot_strategy
         if strategy is not None and strategy.should_snapshot(entity, previous, entity.version):
-            await self.snapshot_store(uow).save(self.take_snapshot(entity), uow=uow)
+            await self._save_snapshot(entity, uow)
         return cast(ID, entity.id)
+
+    async def _save_snapshot(self, entity: A, uow: Any) -> None:
+        # A snapshot is a cache of the stream: one that cannot be taken or stored is logged
+        # and skipped, never allowed to fail the append it follows.
+        try:
+            snapshot = self.take_snapshot(entity)
+        except Exception as exc:
+            logger.warning(
+                "Skipping the snapshot of %s %r at version %s: it cannot be taken: %s",
+                self.stream_name,
+                entity.id,
+                entity.version,
+                exc,
+            )
+            return
+        try:
+            await self.snapshot_store(uow).save(snapshot, uow=uow)
+        except DocumentEncodingError as exc:
+            logger.warning("Skipping a snapshot that cannot be stored: %s", exc)
 
     # --- IRetrievalPersistence --------------------------------------------------------------
 
@@ -204,10 +224,13 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
     def take_snapshot(self, aggregate: A) -> Snapshot:
         """A snapshot of ``aggregate`` at its current version (override to shape ``state``).
 
-        The state is pydantic's JSON-mode dump: any field type round-trips through
-        ``model_validate``, at full precision (datetimes keep their microseconds).
+        The state is the aggregate's Python-mode dump, stored as BSON like a state-stored
+        aggregate's document: bytes, Decimal, UUID and datetimes keep their types (datetimes
+        at the store's millisecond precision, as the events hold them), so anything the
+        aggregate could store as a document it can store as a snapshot. A state BSON cannot
+        hold (a ``set``, say) makes the store refuse the snapshot, which is then skipped.
         """
-        state = aggregate.model_dump(mode="json", exclude={"version"})
+        state = at_store_precision(aggregate.model_dump(mode="python", exclude={"version"}))
         return Snapshot.of(
             aggregate.id, self.stream_name, aggregate.version, self.expected_snapshot_schema, state
         )
