@@ -13,12 +13,20 @@ methods, same arguments, same return types), following the product spec's table:
 
 What is never cached. A unit of work that has written (``uow.has_written``) bypasses the cache
 entirely: its reads see its own uncommitted writes, which must never reach the cache, and
-cached state must not hide them. A unit that has not written may be *answered* from the cache
-(entries hold committed state), but what it reads from the database is not *stored*: its
-transaction's snapshot may be older than the last invalidation, so its reads could put back a
-value a writer has just invalidated. Only reads with ``uow=None`` (a fresh unit opened by the
-inner dispatcher) or with a read-only unit (no transaction, reads the latest committed state)
-fill the cache.
+cached state must not hide them.
+
+Units that have not written. They are answered with committed state: from the cache, and on a
+miss from a fresh read that fills it. The miss is *not* read in the unit's transaction: a
+snapshot transaction sees the database as it was at its first read, which may be older than
+the last invalidation, so a value it read could be stored stamped with the generation that
+invalidation created, and served until it expires. Reading the miss with ``uow=None`` (the inner
+dispatcher opens a fresh unit, after the cache lookup) keeps the ordering the generation
+argument needs: generation first, then a read of the latest committed state. Units that read
+the latest committed state themselves (a read-only unit, or a Mongo unit with no transaction,
+``in_transaction`` false) are read directly. So a unit may get a value newer than its own
+snapshot, as it does on a hit; a write based on it fails its version check and is retried.
+The cache assumes one store per type (the type's registered source): a unit opened by hand on
+another database is answered from that store too.
 
 Stale reads. Entries are stamped with the per-id generation current before the database read
 and served only while the generation is unchanged; invalidation replaces the generation. A
@@ -36,7 +44,7 @@ counted in :attr:`CachingPersistenceDispatcher.stats`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence, Set
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence, Set
 from typing import Any, TypeVar
 from weakref import WeakSet
 
@@ -174,8 +182,8 @@ class CachingPersistenceDispatcher:
         if not _is_id_list(ids):
             return await self.inner.fetch_domain(entity_type, ids, uow=uow)
 
-        async def load(wanted: list[Any]) -> Sequence[Any]:
-            return await self.inner.fetch_domain(entity_type, wanted, uow=uow)
+        async def load(wanted: list[Any], unit: Any) -> Sequence[Any]:
+            return await self.inner.fetch_domain(entity_type, wanted, uow=unit)
 
         return await self._read("domain", entity_type, list(ids), uow, load)
 
@@ -194,8 +202,8 @@ class CachingPersistenceDispatcher:
             return await self.inner.fetch(result_type, criteria, uow=uow)
         ids = list(criteria)
 
-        async def load_ids(wanted: list[Any]) -> Sequence[Any]:
-            return await (await self.inner.fetch(result_type, wanted, uow=uow))
+        async def load_ids(wanted: list[Any], unit: Any) -> Sequence[Any]:
+            return await (await self.inner.fetch(result_type, wanted, uow=unit))
 
         async def load() -> list[T]:
             return await self._read("query", result_type, ids, uow, load_ids)
@@ -219,16 +227,26 @@ class CachingPersistenceDispatcher:
         target: type[Any],
         ids: list[Any],
         uow: Any,
-        load: Callable[[list[Any]], Any],
+        load: Callable[[list[Any], Any], Awaitable[Sequence[Any]]],
     ) -> list[Any]:
         if not ids or self.ttl_of(target) == 0:
-            return list(await load(ids))
+            return list(await load(ids, uow))
         if uow is not None and (self._has_written(uow) or not _is_open(uow)):
             self.cache.stats.bypassed += 1
-            return list(await load(ids))
-        fill = uow is None or bool(getattr(uow, "read_only", False))
+            return list(await load(ids, uow))
+        # Misses are read where the latest committed state is read (see the module docstring).
+        unit = uow if uow is None or _reads_latest(uow) else None
+
+        async def load_here(wanted: list[Any]) -> Sequence[Any]:
+            return await load(wanted, uow)
+
+        async def load_misses(wanted: list[Any]) -> Sequence[Any]:
+            return await load(wanted, unit)
+
         async with self.hooks.span("cache.read", target, ids, detail={"kind": kind}) as detail:
-            items, hits, misses = await self._reads.read(kind, target, ids, load, fill=fill)
+            items, hits, misses = await self._reads.read(
+                kind, target, ids, load_here, load_misses=load_misses
+            )
             detail.update(hits=hits, misses=misses)
             return items
 
@@ -255,6 +273,11 @@ def _is_id_list(criteria: Any) -> bool:
 
 def _is_open(uow: Any) -> bool:
     return bool(getattr(uow, "is_active", True))
+
+
+def _reads_latest(uow: Any) -> bool:
+    """Whether ``uow`` reads the latest committed state (no snapshot that could be older)."""
+    return bool(getattr(uow, "read_only", False)) or getattr(uow, "in_transaction", None) is False
 
 
 def _distinct(ids: Sequence[Any]) -> list[Any]:
