@@ -44,12 +44,20 @@ counted in :attr:`CachingPersistenceDispatcher.stats`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence, Set
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+    Set,
+)
 from typing import Any, TypeVar
 from weakref import WeakSet
 
 from cqrs_mongo.cache.circuit_breaker import CircuitBreaker
-from cqrs_mongo.cache.keys import CacheKeys, Kind
+from cqrs_mongo.cache.keys import CacheKeys, Kind, id_token
 from cqrs_mongo.cache.ports import ICacheService
 from cqrs_mongo.cache.read_through import IdOf, ReadThroughCache, default_id_of
 from cqrs_mongo.cache.resilient_cache import CacheStats, ResilientCache
@@ -162,14 +170,53 @@ class CachingPersistenceDispatcher:
             await invalidate()
         return entity_id
 
-    async def invalidate(self, target: type[Any], ids: Sequence[Any]) -> None:
-        """Make every cached entry of ``target`` with these ids unservable.
+    async def invalidate(self, result_type: type[Any], ids: Iterable[Any]) -> None:
+        """Make every cached entry of ``result_type`` with these ids unservable.
 
         For writers that do not go through :meth:`apply`, such as projection workers: call it
         after their own commit. Never raises; an invalidation the cache cannot take now is
         retried, and reads bypass the cache until it succeeds.
         """
-        await self._reads.invalidate((target,), list(ids))
+        await self._reads.invalidate((result_type,), _by_token(ids))
+
+    def projection_invalidator(
+        self, read_models: Mapping[str, type[Any] | Sequence[type[Any]]]
+    ) -> Callable[[Mapping[str, Set[Any]]], Awaitable[None]]:
+        """A projection worker's after-commit callback that invalidates the read models it wrote.
+
+        The callback takes what a batch changed once it has committed, the document ids keyed
+        by collection name (``MongoProjectionWorker(..., after_commit=[callback])``), and
+        invalidates those ids of the types ``read_models`` names for each collection.
+        Collections not named (checkpoints, other projections' tables) are left alone.
+
+        Args:
+            read_models: collection name -> the cached type (or types) read from it, e.g.
+                ``{"order_summaries": OrderSummaryDTO}``.
+
+        Raises:
+            TypeError: a value of ``read_models`` is not a type or a sequence of types.
+
+        Example:
+            >>> invalidate = cached.projection_invalidator({"order_summaries": OrderSummaryDTO})
+            ... # doctest: +SKIP
+        """
+        targets: dict[str, tuple[type[Any], ...]] = {}
+        for collection, types in read_models.items():
+            named = (types,) if isinstance(types, type) else tuple(types)
+            if not named or not all(isinstance(t, type) for t in named):
+                raise TypeError(
+                    f"projection_invalidator: collection {collection!r} must map to a type or "
+                    f"a sequence of types, got {types!r}."
+                )
+            targets[collection] = named
+
+        async def invalidate_changes(changes: Mapping[str, Set[Any]]) -> None:
+            for collection, ids in changes.items():
+                wanted = targets.get(collection)
+                if wanted and ids:
+                    await self._reads.invalidate(wanted, _by_token(ids))
+
+        return invalidate_changes
 
     async def fetch_domain(
         self, entity_type: type[T], ids: Sequence[Any], uow: Any = None
@@ -278,6 +325,11 @@ def _is_open(uow: Any) -> bool:
 def _reads_latest(uow: Any) -> bool:
     """Whether ``uow`` reads the latest committed state (no snapshot that could be older)."""
     return bool(getattr(uow, "read_only", False)) or getattr(uow, "in_transaction", None) is False
+
+
+def _by_token(ids: Iterable[Any]) -> list[Any]:
+    """``ids`` without repeats (as keys see them: ``1`` and ``"1"`` stay apart) or ``None``."""
+    return list({id_token(i): i for i in ids if i is not None}.values())
 
 
 def _distinct(ids: Sequence[Any]) -> list[Any]:
