@@ -13,12 +13,20 @@ methods, same arguments, same return types), following the product spec's table:
 
 What is never cached. A unit of work that has written (``uow.has_written``) bypasses the cache
 entirely: its reads see its own uncommitted writes, which must never reach the cache, and
-cached state must not hide them. A unit that has not written may be *answered* from the cache
-(entries hold committed state), but what it reads from the database is not *stored*: its
-transaction's snapshot may be older than the last invalidation, so its reads could put back a
-value a writer has just invalidated. Only reads with ``uow=None`` (a fresh unit opened by the
-inner dispatcher) or with a read-only unit (no transaction, reads the latest committed state)
-fill the cache.
+cached state must not hide them.
+
+Units that have not written. They are answered with committed state: from the cache, and on a
+miss from a fresh read that fills it. The miss is *not* read in the unit's transaction: a
+snapshot transaction sees the database as it was at its first read, which may be older than
+the last invalidation, so a value it read could be stored stamped with the generation that
+invalidation created, and served until it expires. Reading the miss with ``uow=None`` (the inner
+dispatcher opens a fresh unit, after the cache lookup) keeps the ordering the generation
+argument needs: generation first, then a read of the latest committed state. Units that read
+the latest committed state themselves (a read-only unit, or a Mongo unit with no transaction,
+``in_transaction`` false) are read directly. So a unit may get a value newer than its own
+snapshot, as it does on a hit; a write based on it fails its version check and is retried.
+The cache assumes one store per type (the type's registered source): a unit opened by hand on
+another database is answered from that store too.
 
 Stale reads. Entries are stamped with the per-id generation current before the database read
 and served only while the generation is unchanged; invalidation replaces the generation. A
@@ -36,12 +44,20 @@ counted in :attr:`CachingPersistenceDispatcher.stats`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence, Set
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+    Set,
+)
 from typing import Any, TypeVar
 from weakref import WeakSet
 
 from cqrs_mongo.cache.circuit_breaker import CircuitBreaker
-from cqrs_mongo.cache.keys import CacheKeys, Kind
+from cqrs_mongo.cache.keys import CacheKeys, Kind, id_token
 from cqrs_mongo.cache.ports import ICacheService
 from cqrs_mongo.cache.read_through import IdOf, ReadThroughCache, default_id_of
 from cqrs_mongo.cache.resilient_cache import CacheStats, ResilientCache
@@ -154,14 +170,53 @@ class CachingPersistenceDispatcher:
             await invalidate()
         return entity_id
 
-    async def invalidate(self, target: type[Any], ids: Sequence[Any]) -> None:
-        """Make every cached entry of ``target`` with these ids unservable.
+    async def invalidate(self, result_type: type[Any], ids: Iterable[Any]) -> None:
+        """Make every cached entry of ``result_type`` with these ids unservable.
 
         For writers that do not go through :meth:`apply`, such as projection workers: call it
         after their own commit. Never raises; an invalidation the cache cannot take now is
         retried, and reads bypass the cache until it succeeds.
         """
-        await self._reads.invalidate((target,), list(ids))
+        await self._reads.invalidate((result_type,), _by_token(ids))
+
+    def projection_invalidator(
+        self, read_models: Mapping[str, type[Any] | Sequence[type[Any]]]
+    ) -> Callable[[Mapping[str, Set[Any]]], Awaitable[None]]:
+        """A projection worker's after-commit callback that invalidates the read models it wrote.
+
+        The callback takes what a batch changed once it has committed, the document ids keyed
+        by collection name (``MongoProjectionWorker(..., after_commit=[callback])``), and
+        invalidates those ids of the types ``read_models`` names for each collection.
+        Collections not named (checkpoints, other projections' tables) are left alone.
+
+        Args:
+            read_models: collection name -> the cached type (or types) read from it, e.g.
+                ``{"order_summaries": OrderSummaryDTO}``.
+
+        Raises:
+            TypeError: a value of ``read_models`` is not a type or a sequence of types.
+
+        Example:
+            >>> invalidate = cached.projection_invalidator({"order_summaries": OrderSummaryDTO})
+            ... # doctest: +SKIP
+        """
+        targets: dict[str, tuple[type[Any], ...]] = {}
+        for collection, types in read_models.items():
+            named = (types,) if isinstance(types, type) else tuple(types)
+            if not named or not all(isinstance(t, type) for t in named):
+                raise TypeError(
+                    f"projection_invalidator: collection {collection!r} must map to a type or "
+                    f"a sequence of types, got {types!r}."
+                )
+            targets[collection] = named
+
+        async def invalidate_changes(changes: Mapping[str, Set[Any]]) -> None:
+            for collection, ids in changes.items():
+                wanted = targets.get(collection)
+                if wanted and ids:
+                    await self._reads.invalidate(wanted, _by_token(ids))
+
+        return invalidate_changes
 
     async def fetch_domain(
         self, entity_type: type[T], ids: Sequence[Any], uow: Any = None
@@ -174,8 +229,8 @@ class CachingPersistenceDispatcher:
         if not _is_id_list(ids):
             return await self.inner.fetch_domain(entity_type, ids, uow=uow)
 
-        async def load(wanted: list[Any]) -> Sequence[Any]:
-            return await self.inner.fetch_domain(entity_type, wanted, uow=uow)
+        async def load(wanted: list[Any], unit: Any) -> Sequence[Any]:
+            return await self.inner.fetch_domain(entity_type, wanted, uow=unit)
 
         return await self._read("domain", entity_type, list(ids), uow, load)
 
@@ -194,8 +249,8 @@ class CachingPersistenceDispatcher:
             return await self.inner.fetch(result_type, criteria, uow=uow)
         ids = list(criteria)
 
-        async def load_ids(wanted: list[Any]) -> Sequence[Any]:
-            return await (await self.inner.fetch(result_type, wanted, uow=uow))
+        async def load_ids(wanted: list[Any], unit: Any) -> Sequence[Any]:
+            return await (await self.inner.fetch(result_type, wanted, uow=unit))
 
         async def load() -> list[T]:
             return await self._read("query", result_type, ids, uow, load_ids)
@@ -219,16 +274,26 @@ class CachingPersistenceDispatcher:
         target: type[Any],
         ids: list[Any],
         uow: Any,
-        load: Callable[[list[Any]], Any],
+        load: Callable[[list[Any], Any], Awaitable[Sequence[Any]]],
     ) -> list[Any]:
         if not ids or self.ttl_of(target) == 0:
-            return list(await load(ids))
+            return list(await load(ids, uow))
         if uow is not None and (self._has_written(uow) or not _is_open(uow)):
             self.cache.stats.bypassed += 1
-            return list(await load(ids))
-        fill = uow is None or bool(getattr(uow, "read_only", False))
+            return list(await load(ids, uow))
+        # Misses are read where the latest committed state is read (see the module docstring).
+        unit = uow if uow is None or _reads_latest(uow) else None
+
+        async def load_here(wanted: list[Any]) -> Sequence[Any]:
+            return await load(wanted, uow)
+
+        async def load_misses(wanted: list[Any]) -> Sequence[Any]:
+            return await load(wanted, unit)
+
         async with self.hooks.span("cache.read", target, ids, detail={"kind": kind}) as detail:
-            items, hits, misses = await self._reads.read(kind, target, ids, load, fill=fill)
+            items, hits, misses = await self._reads.read(
+                kind, target, ids, load_here, load_misses=load_misses
+            )
             detail.update(hits=hits, misses=misses)
             return items
 
@@ -255,6 +320,16 @@ def _is_id_list(criteria: Any) -> bool:
 
 def _is_open(uow: Any) -> bool:
     return bool(getattr(uow, "is_active", True))
+
+
+def _reads_latest(uow: Any) -> bool:
+    """Whether ``uow`` reads the latest committed state (no snapshot that could be older)."""
+    return bool(getattr(uow, "read_only", False)) or getattr(uow, "in_transaction", None) is False
+
+
+def _by_token(ids: Iterable[Any]) -> list[Any]:
+    """``ids`` without repeats (as keys see them: ``1`` and ``"1"`` stay apart) or ``None``."""
+    return list({id_token(i): i for i in ids if i is not None}.values())
 
 
 def _distinct(ids: Sequence[Any]) -> list[Any]:

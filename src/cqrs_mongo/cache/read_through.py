@@ -122,7 +122,13 @@ class ReadThroughCache:
         return len(self._pending)
 
     async def read(
-        self, kind: Kind, target: type[Any], ids: Sequence[Any], load: Loader, *, fill: bool
+        self,
+        kind: Kind,
+        target: type[Any],
+        ids: Sequence[Any],
+        load: Loader,
+        *,
+        load_misses: Loader | None = None,
     ) -> tuple[list[Any], int, int]:
         """The items for ``ids`` in the order asked (missing, repeated ids skipped), hits, misses.
 
@@ -130,8 +136,10 @@ class ReadThroughCache:
             kind: ``domain`` or ``query``.
             target: the entity or result type.
             ids: the ids asked for.
-            load: reads the given ids from the database, in order, skipping missing ones.
-            fill: whether misses may be stored (only reads of committed state may be).
+            load: reads the given ids from the database, in order, skipping missing ones; used
+                for every id when the cache cannot be used.
+            load_misses: reads the misses that are stored; it must read the latest committed
+                state and start after it is called (default: ``load``).
 
         Raises:
             Exception: whatever ``load`` raises; cache failures never propagate.
@@ -150,10 +158,9 @@ class ReadThroughCache:
             else {}
         )
         try:
-            if missing and fill:
-                found.update(await self._fill(kind, target, missing, lookup, load))
-            elif missing:
-                found.update(self._match(target, missing, await load(list(missing.values()))))
+            if missing:
+                fill = load if load_misses is None else load_misses
+                found.update(await self._fill(kind, target, missing, lookup, fill))
         except _Unmatched:
             return list(await load(list(ids))), 0, len(wanted)
         hits = len(wanted) - len(missing)

@@ -242,7 +242,7 @@ async def test_a_rolled_back_unit_invalidates_nothing_and_caches_nothing_it_read
     assert cached.stats.bypassed == 2
 
 
-async def test_a_unit_that_has_not_written_reads_the_cache_but_does_not_fill_it(
+async def test_a_unit_that_has_not_written_reads_the_cache_and_fills_it(
     world: World, cached: CachingPersistenceDispatcher
 ) -> None:
     await world.seed_orders("warm", "cold")
@@ -254,11 +254,11 @@ async def test_a_unit_that_has_not_written_reads_the_cache_but_does_not_fill_it(
     assert world.probe.retrieves[-1] == ["cold"]
     reads = world.probe.reads
 
+    async with world.uow_factory() as uow:
+        again = await cached.fetch_domain(Order, ["cold", "warm"], uow=uow)
     await cached.fetch_domain(Order, ["cold"])
-    assert world.probe.reads == reads + 1  # read again: the unit did not store it
-    reads = world.probe.reads
-    await cached.fetch_domain(Order, ["cold"])
-    assert world.probe.reads == reads
+    assert [o.id for o in again] == ["cold", "warm"]
+    assert world.probe.reads == reads  # the first unit stored what it missed
 
 
 async def test_a_read_only_unit_fills_the_cache(
@@ -472,3 +472,52 @@ async def test_a_unit_written_by_a_handler_that_does_not_record_writes_still_byp
         (mine,) = await cached.fetch_domain(Order, ["o1"], uow=uow)
 
     assert mine.status == "paid"
+
+
+# --- projection read models --------------------------------------------------------------------
+
+
+async def test_the_projection_invalidator_invalidates_exactly_the_ids_a_batch_changed(
+    world: World, cached: CachingPersistenceDispatcher
+) -> None:
+    for view_id in ("v1", "v2"):
+        await world.save_view(OrderView(id=view_id, status="new"))
+    await (await cached.fetch(OrderView, ["v1", "v2"]))
+    for view_id in ("v1", "v2"):
+        await world.save_view(OrderView(id=view_id, status="shipped"))  # the batch's writes
+    invalidate = cached.projection_invalidator({"order_views": OrderView})
+
+    # As the worker calls it once the batch committed: only v1 changed in the mapped table.
+    await invalidate({"order_views": frozenset({"v1"}), "checkpoints": frozenset({"p"})})
+
+    views = await (await cached.fetch(OrderView, ["v1", "v2"]))
+    assert [(v.id, v.status) for v in views] == [("v1", "shipped"), ("v2", "new")]
+    assert cached.stats.invalidations == 1
+
+
+async def test_the_projection_invalidator_accepts_several_types_per_collection(
+    world: World, cached: CachingPersistenceDispatcher
+) -> None:
+    await world.seed_orders("o1")
+    await world.save_view(OrderView(id="o1", status="new"))
+    await cached.fetch_domain(Order, ["o1"])
+    await (await cached.fetch(OrderView, ["o1"]))
+    invalidate = cached.projection_invalidator({"orders": [Order, OrderView]})
+
+    outcome = invalidate({"orders": frozenset({"o1"})})
+    await outcome
+
+    assert cached.stats.invalidations == 2
+    reads = world.probe.reads
+    await cached.fetch_domain(Order, ["o1"])
+    await (await cached.fetch(OrderView, ["o1"]))
+    assert world.probe.reads == reads + 2
+
+
+def test_the_projection_invalidator_refuses_what_is_not_a_type(
+    cached: CachingPersistenceDispatcher,
+) -> None:
+    with pytest.raises(TypeError, match="order_views"):
+        cached.projection_invalidator({"order_views": "OrderView"})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="order_views"):
+        cached.projection_invalidator({"order_views": []})
