@@ -13,7 +13,7 @@ from cqrs_mongo.errors import ConfigurationError, InvalidSpecificationError
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.documents import DocumentMapper
 from cqrs_mongo.mongo.indexes import IndexSpec
-from cqrs_mongo.mongo.queries.keyset import encode_cursor
+from cqrs_mongo.mongo.queries.keyset import check_keyset_rows, page_cursor
 from cqrs_mongo.mongo.queries.query_compiler import CompiledQuery, compile_query
 from cqrs_mongo.persistence.search_result import Page, SearchResult
 from cqrs_mongo.specifications import QueryOptions
@@ -156,12 +156,15 @@ class MongoReadModel(Generic[DTO]):
 
         async def load() -> list[DTO]:
             cursor = self._find(compiled, uow)
-            return self._to_dtos(await driver.to_list(cursor))
+            documents = await driver.to_list(cursor)
+            check_keyset_rows(documents, options)
+            return self._to_dtos(documents)
 
         async def stream(batch_size: int) -> AsyncIterator[DTO]:
             cursor = self._find(compiled, uow, batch_size=batch_size)
             try:
                 async for document in cursor:
+                    check_keyset_rows((document,), options)
                     yield self.from_stored(document)
             finally:
                 await driver.close_cursor(cursor)
@@ -176,6 +179,7 @@ class MongoReadModel(Generic[DTO]):
             limit = 1 if compiled.limit is None else min(compiled.limit, 1)
             cursor = self._find(compiled, uow, limit=limit)
             documents = await driver.to_list(cursor)
+            check_keyset_rows(documents, options)
             return self.from_stored(documents[0]) if documents else None
 
         async def page() -> Page[DTO]:
@@ -201,9 +205,8 @@ class MongoReadModel(Generic[DTO]):
         )
         rows = await driver.to_list(cursor)
         documents, total = CompiledQuery.unpack_facet(rows[0] if rows else None)
-        next_cursor = None
-        if documents and options.limit is not None and len(documents) == options.limit:
-            next_cursor = encode_cursor(documents[-1], options)
+        check_keyset_rows(documents, options)
+        next_cursor = page_cursor(documents, options)  # before mapping, which may rename _id
         return Page(self._to_dtos(documents), total, next_cursor)
 
     def _find(self, compiled: CompiledQuery, uow: Any, **overrides: Any) -> Any:
