@@ -24,7 +24,7 @@ from cqrs_mongo.mongo.transactions.runner import (
     backoff_delay,
     run_with_retries,
 )
-from cqrs_mongo.persistence.hooks import Hooks
+from cqrs_mongo.persistence.hooks import HookEvent, Hooks, notify_observers
 from cqrs_mongo.persistence.unit_of_work import UnitOfWork
 
 logger = logging.getLogger("cqrs_mongo.mongo.transactions.unit_of_work")
@@ -121,6 +121,21 @@ class MongoUnitOfWork(UnitOfWork):
                 # commitTransaction is idempotent for the same session and transaction number
                 # (transactions spec), so only the commit is retried, never the writes.
                 if UNKNOWN_COMMIT_RESULT in labels and time.monotonic() < deadline:
+                    if self._observation is not None:
+                        self._observation.detail["commit_attempts"] = attempt + 1
+                        detail = {"labels": sorted(labels), "attempt": attempt}
+                        notify_observers(
+                            HookEvent(
+                                "error",
+                                "uow.commit_retry",
+                                type(self),
+                                (),
+                                self.source,
+                                None,
+                                exc,
+                                detail,
+                            )
+                        )
                     await asyncio.sleep(backoff_delay(attempt))
                     continue
                 raise commit_error(exc, attempt) from exc

@@ -1,0 +1,1 @@
+"""The operator CLI, ``cqrs-mongo``: doctor, indexes, projections, parked events, streams."""
