@@ -36,6 +36,7 @@ from cqrs_mongo.mongo.codecs import (
     from_bson_values,
     to_bson_values,
 )
+from cqrs_mongo.mongo.monitoring import COMMAND_FORWARDER
 
 logger = logging.getLogger("cqrs_mongo.mongo.driver")
 
@@ -45,9 +46,12 @@ DriverKind = Literal["pymongo", "motor", "mongomock"]
 def create_client(uri: str, **kwargs: Any) -> AsyncMongoClient[dict[str, Any]]:
     """A ``pymongo.AsyncMongoClient`` with the package's codec options.
 
-    Extra keyword arguments go to the client (they may override the codec options).
+    Extra keyword arguments go to the client (they may override the codec options). The
+    client also carries the package's command forwarder, which costs nothing until an
+    instrumentor (``cqrs_mongo.otel``) subscribes to it, even after the client was made.
     """
     options = {**CLIENT_CODEC_KWARGS, **kwargs}
+    options["event_listeners"] = [*(options.get("event_listeners") or ()), COMMAND_FORWARDER]
     return AsyncMongoClient(uri, **options)
 
 

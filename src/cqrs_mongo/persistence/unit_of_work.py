@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from cqrs_mongo.errors import UnitOfWorkError
-from cqrs_mongo.persistence.hooks import Hooks
+from cqrs_mongo.persistence.hooks import Hooks, Observation, observe
 
 logger = logging.getLogger("cqrs_mongo.unit_of_work")
 
@@ -57,6 +57,7 @@ class UnitOfWork(ABC):
         factory: the factory that made this unit (set by the factory), or ``None`` for a unit
             built by hand; the dispatcher knows each source's factory, so a unit of another
             source's factory is refused even when no ``source`` was given.
+        attempt: which attempt of a retried handler this unit is (from 1), for observers.
     """
 
     def __init__(
@@ -74,6 +75,10 @@ class UnitOfWork(ABC):
         # rollback however many times the unit wrote the entity.
         self._versions_at_start: dict[int, tuple[Any, Any]] = {}
         self._token: Token[UnitOfWork | None] | None = None
+        self.attempt = 1
+        # Process-wide observers (tracing) see the unit from begin to close as one span.
+        self._observation: Observation | None = None
+        self._failure: BaseException | None = None
 
     # --- the primitives a store implements -------------------------------------------------
 
@@ -101,8 +106,16 @@ class UnitOfWork(ABC):
             UnitOfWorkError: the unit was already started.
         """
         self._require(UnitOfWorkState.NEW, "begin")
-        async with self.hooks.span("uow.begin", type(self), source=self.source):
-            await self._begin()
+        detail = {"read_only": self.read_only, "attempt": self.attempt}
+        self._observation = observe("uow", type(self), self.source, detail)
+        try:
+            async with self.hooks.span("uow.begin", type(self), source=self.source):
+                await self._begin()
+        except BaseException as exc:
+            self._end_observation(exc)
+            raise
+        if self._observation is not None:
+            detail["in_transaction"] = bool(getattr(self, "in_transaction", False))
         self.state = UnitOfWorkState.ACTIVE
         self._token = _current.set(self)
         return self
@@ -141,11 +154,16 @@ class UnitOfWork(ABC):
             if self.state is UnitOfWorkState.ACTIVE:
                 await self.rollback()
         finally:
+            if self._observation is not None:
+                self._observation.detail["outcome"] = self.state.value
             self.state = UnitOfWorkState.CLOSED
             if self._token is not None:
                 _current.reset(self._token)
                 self._token = None
-            await self._close()
+            try:
+                await self._close()
+            finally:
+                self._end_observation(self._failure)
 
     async def __aenter__(self) -> Self:
         return await self.begin()
@@ -156,9 +174,13 @@ class UnitOfWork(ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._failure = exc
         try:
             if exc_type is None and self.state is UnitOfWorkState.ACTIVE:
                 await self.commit()
+        except BaseException as commit_failure:
+            self._failure = commit_failure
+            raise
         finally:
             await self.close()
 
@@ -210,6 +232,12 @@ class UnitOfWork(ABC):
         return self.state is UnitOfWorkState.ACTIVE
 
     # --- internals -------------------------------------------------------------------------
+
+    def _end_observation(self, error: BaseException | None) -> None:
+        observation, self._observation = self._observation, None
+        if observation is not None:
+            observation.detail.setdefault("outcome", self.state.value)
+            observation.finish(error)
 
     def _require(self, state: UnitOfWorkState, action: str) -> None:
         if self.state is not state:

@@ -21,6 +21,7 @@ from cqrs_mongo.eventsourcing.expected_version import Expected, describe, exact_
 from cqrs_mongo.eventsourcing.stored_event import StoredEvent
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.errors import conflict_error, is_conflict
+from cqrs_mongo.persistence.hooks import current_trace_context, observed
 
 DEFAULT_EVENTS_COLLECTION = "events"
 
@@ -34,9 +35,13 @@ STREAM_VERSION_INDEX = IndexModel(
 READ_BATCH_SIZE = 100_000
 
 
-def event_to_document(event: StoredEvent) -> dict[str, Any]:
-    """The document stored for ``event`` (``_id`` is the event id)."""
-    return {
+def event_to_document(event: StoredEvent, trace_context: str | None = None) -> dict[str, Any]:
+    """The document stored for ``event`` (``_id`` is the event id).
+
+    ``trace_context`` (a W3C ``traceparent``, or ``event.trace_context``) goes into the
+    metadata, so a projection can link its work to the span that appended the event.
+    """
+    document = {
         "_id": event.event_id,
         "stream_id": event.stream_id,
         "stream_type": event.stream_type,
@@ -50,6 +55,10 @@ def event_to_document(event: StoredEvent) -> dict[str, Any]:
         },
         "occurred_at": event.occurred_at,
     }
+    traceparent = trace_context or event.trace_context
+    if traceparent is not None:
+        document["metadata"]["traceparent"] = traceparent
+    return document
 
 
 def event_from_document(document: Mapping[str, Any]) -> StoredEvent:
@@ -68,6 +77,7 @@ def event_from_document(document: Mapping[str, Any]) -> StoredEvent:
         document["occurred_at"],
         metadata.get("correlation_id"),
         metadata.get("causation_id"),
+        metadata.get("traceparent"),
     )
 
 
@@ -121,10 +131,12 @@ class MongoEventStore:
         stored: list[StoredEvent] = []
         documents: list[dict[str, Any]] = []
         from_event = StoredEvent.from_event
+        # The span appending the events (none unless a tracer observes): projections link to it.
+        trace_context = current_trace_context() if observed() else None
         for offset, event in enumerate(events, start=1):
             record = from_event(event, stream_id, stream_type, start + offset)
             stored.append(record)
-            documents.append(event_to_document(record))
+            documents.append(event_to_document(record, trace_context))
         if not stored:
             return []
         try:

@@ -21,6 +21,7 @@ from pymongo.errors import PyMongoError
 
 from cqrs_mongo.errors import ConcurrencyError, TransactionError
 from cqrs_mongo.mongo.errors import TRANSIENT_TRANSACTION_ERROR, error_labels
+from cqrs_mongo.persistence.hooks import HookEvent, notify_observers, observed
 from cqrs_mongo.persistence.unit_of_work import UnitOfWork
 
 P = ParamSpec("P")
@@ -55,6 +56,17 @@ def failure_labels(exc: BaseException) -> frozenset[str]:
 def is_timeout(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it was raised from) is a driver timeout."""
     return any(isinstance(e, PyMongoError) and e.timeout for e in _chain(exc))
+
+
+def report_retry(uow: UnitOfWork, exc: BaseException, attempt: int) -> None:
+    """Tell process-wide observers (tracing, metrics) that ``uow``'s handler runs again."""
+    if not observed():
+        return
+    labels = sorted(failure_labels(exc))
+    if any(isinstance(e, ConcurrencyError) for e in _chain(exc)):
+        labels.append("ConcurrencyError")
+    detail = {"labels": labels, "attempt": attempt}
+    notify_observers(HookEvent("error", "uow.retry", type(uow), (), uow.source, None, exc, detail))
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -120,6 +132,7 @@ async def run_with_retries(
     while True:
         budget.start_attempt()
         uow = factory()
+        uow.attempt = budget.attempts
         try:
             async with uow:
                 result = await handler(uow, *args, **kwargs)
@@ -128,6 +141,7 @@ async def run_with_retries(
                 raise
             if budget.exhausted():
                 raise budget.give_up(exc) from exc
+            report_retry(uow, exc, budget.attempts)
             await asyncio.sleep(budget.next_delay())
             continue
         return result
@@ -156,13 +170,16 @@ class TransactionAttempts(Generic[U]):
             await asyncio.sleep(self._delay)
         self._budget.start_attempt()
         self._finished = True  # until an attempt asks for another round
-        return Attempt(self, self._factory())
+        uow = self._factory()
+        uow.attempt = self._budget.attempts
+        return Attempt(self, uow)
 
-    def _retry_after(self, exc: BaseException) -> bool:
+    def _retry_after(self, exc: BaseException, uow: U) -> bool:
         if not is_retryable(exc):
             return False
         if self._budget.exhausted():
             raise self._budget.give_up(exc) from exc
+        report_retry(uow, exc, self._budget.attempts)
         self._finished = False
         self._delay = self._budget.next_delay()
         return True
@@ -188,9 +205,9 @@ class Attempt(Generic[U]):
         try:
             await self.uow.__aexit__(exc_type, exc, tb)
         except Exception as commit_exc:
-            if self._attempts._retry_after(commit_exc):
+            if self._attempts._retry_after(commit_exc, self.uow):
                 return True
             raise
         if exc is None:
             return False
-        return self._attempts._retry_after(exc)
+        return self._attempts._retry_after(exc, self.uow)

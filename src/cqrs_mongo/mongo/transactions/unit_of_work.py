@@ -33,7 +33,7 @@ from cqrs_mongo.mongo.transactions.runner import (
     is_timeout,
     run_with_retries,
 )
-from cqrs_mongo.persistence.hooks import Hooks
+from cqrs_mongo.persistence.hooks import HookEvent, Hooks, notify_observers
 from cqrs_mongo.persistence.unit_of_work import UnitOfWork
 
 logger = logging.getLogger("cqrs_mongo.mongo.transactions.unit_of_work")
@@ -199,6 +199,7 @@ class MongoUnitOfWork(UnitOfWork):
             try:
                 await driver.commit_transaction(self.session, deadline_seconds=per_attempt)
             except PyMongoError as exc:
+<<<<<<< HEAD
                 outcome = commit_outcome(exc)
                 if outcome == "unknown":
                     # commitTransaction is idempotent for the same session and transaction
@@ -213,6 +214,29 @@ class MongoUnitOfWork(UnitOfWork):
                     self._commit_warning = commit_error(exc, attempt)
                     self._commit_warning.__cause__ = exc
                     return
+=======
+                labels = error_labels(exc)
+                # commitTransaction is idempotent for the same session and transaction number
+                # (transactions spec), so only the commit is retried, never the writes.
+                if UNKNOWN_COMMIT_RESULT in labels and time.monotonic() < deadline:
+                    if self._observation is not None:
+                        self._observation.detail["commit_attempts"] = attempt + 1
+                        detail = {"labels": sorted(labels), "attempt": attempt}
+                        notify_observers(
+                            HookEvent(
+                                "error",
+                                "uow.commit_retry",
+                                type(self),
+                                (),
+                                self.source,
+                                None,
+                                exc,
+                                detail,
+                            )
+                        )
+                    await asyncio.sleep(backoff_delay(attempt))
+                    continue
+>>>>>>> h-otel
                 raise commit_error(exc, attempt) from exc
             self._outcome_unknown = False
             return
