@@ -199,13 +199,13 @@ class MongoUnitOfWork(UnitOfWork):
             try:
                 await driver.commit_transaction(self.session, deadline_seconds=per_attempt)
             except PyMongoError as exc:
-<<<<<<< HEAD
                 outcome = commit_outcome(exc)
                 if outcome == "unknown":
                     # commitTransaction is idempotent for the same session and transaction
                     # number (transactions spec), so only the commit is retried.
                     pause = min(backoff_delay(attempt), deadline - time.monotonic())
                     if pause > 0:
+                        self._observe_commit_retry(exc, attempt)
                         await asyncio.sleep(pause)
                         continue
                     raise commit_error(exc, attempt) from exc
@@ -214,32 +214,19 @@ class MongoUnitOfWork(UnitOfWork):
                     self._commit_warning = commit_error(exc, attempt)
                     self._commit_warning.__cause__ = exc
                     return
-=======
-                labels = error_labels(exc)
-                # commitTransaction is idempotent for the same session and transaction number
-                # (transactions spec), so only the commit is retried, never the writes.
-                if UNKNOWN_COMMIT_RESULT in labels and time.monotonic() < deadline:
-                    if self._observation is not None:
-                        self._observation.detail["commit_attempts"] = attempt + 1
-                        detail = {"labels": sorted(labels), "attempt": attempt}
-                        notify_observers(
-                            HookEvent(
-                                "error",
-                                "uow.commit_retry",
-                                type(self),
-                                (),
-                                self.source,
-                                None,
-                                exc,
-                                detail,
-                            )
-                        )
-                    await asyncio.sleep(backoff_delay(attempt))
-                    continue
->>>>>>> h-otel
                 raise commit_error(exc, attempt) from exc
             self._outcome_unknown = False
             return
+
+    def _observe_commit_retry(self, exc: PyMongoError, attempt: int) -> None:
+        # Process-wide observers (tracing, metrics) see each commit retry with its labels.
+        if self._observation is None:
+            return
+        self._observation.detail["commit_attempts"] = attempt + 1
+        detail = {"labels": sorted(error_labels(exc)), "attempt": attempt}
+        notify_observers(
+            HookEvent("error", "uow.commit_retry", type(self), (), self.source, None, exc, detail)
+        )
 
     async def _rollback(self) -> None:
         self._leave_deadline()
