@@ -133,6 +133,9 @@ class PersistenceDispatcher:
         self, active: Any, chain: list[Registration], entity: Any, events: list[Any] | None
     ) -> Any:
         result: Any = None
+        touched = getattr(active, "touched", None)
+        if touched is not None:
+            touched.add((type(entity).__qualname__, getattr(entity, "id", None)))
         for position, registration in enumerate(chain):
             handler = self._handler(registration)
             if events is None:

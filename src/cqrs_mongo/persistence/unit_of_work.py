@@ -69,6 +69,9 @@ class UnitOfWork(ABC):
         self.hooks = hooks if hooks is not None else Hooks()
         self.state = UnitOfWorkState.NEW
         self.has_written = False
+        # (entity type name, id) of every aggregate the dispatcher wrote in this unit: a
+        # retried handler queues for these after a conflict (the Mongo runner's contention).
+        self.touched: set[tuple[str, Any]] = set()
         self._after_commit: list[Callback] = []
         self._after_rollback: list[Callback] = []
         # id(entity) -> (entity, version before the unit's first write of it): restored on

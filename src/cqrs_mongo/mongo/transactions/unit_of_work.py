@@ -25,6 +25,7 @@ from cqrs_mongo.mongo.errors import (
     UNKNOWN_COMMIT_RESULT,
     error_labels,
 )
+from cqrs_mongo.mongo.transactions.contention import ConflictQueue
 from cqrs_mongo.mongo.transactions.runner import (
     RetryBudget,
     TransactionAttempts,
@@ -372,6 +373,8 @@ class MongoUnitOfWorkFactory:
         self.hooks = hooks
         self.retry_budget_seconds = retry_budget_seconds
         self.max_attempts = max_attempts
+        # run(): a handler that lost a conflict waits its turn for the aggregates it wrote.
+        self.conflicts = ConflictQueue()
         self.transaction_timeout_seconds = transaction_timeout_seconds
         self.max_commit_seconds = max_commit_seconds
 
@@ -413,7 +416,9 @@ class MongoUnitOfWorkFactory:
         The whole handler runs again, in a new unit, after a failure labelled
         ``TransientTransactionError`` or a :class:`ConcurrencyError` (the handler re-reads
         state); a commit whose outcome is unknown is retried alone. Retries back off with
-        jitter until ``retry_budget_seconds`` (or ``max_attempts``) is spent.
+        jitter until ``retry_budget_seconds`` (or ``max_attempts``) is spent. A retry after a
+        conflict waits its turn for the aggregates the failed attempt wrote, so tasks of this
+        process hammering one aggregate take turns instead of colliding (``conflicts``).
 
         A driver timeout (``timeoutMS``, ``socketTimeoutMS``: the error's ``timeout`` is true)
         is the caller's deadline: it is never retried and propagates as the driver raised it
@@ -424,7 +429,9 @@ class MongoUnitOfWorkFactory:
                 ``attempts`` set), or the commit failed for good; chained from the last error.
             Exception: whatever the handler raised, when it is not worth retrying.
         """
-        return await run_with_retries(self, handler, self._budget(), *args, **kwargs)
+        return await run_with_retries(
+            self, handler, self._budget(), self.conflicts, *args, **kwargs
+        )
 
     def transaction(self) -> TransactionAttempts[MongoUnitOfWork]:
         """Attempts to run a block in a unit of work until one commits.
