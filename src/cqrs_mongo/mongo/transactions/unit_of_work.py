@@ -155,7 +155,8 @@ def _warn_once(client: Any, topology: str) -> None:
         return
     logger.warning(
         "The %s deployment has no multi-document transactions: writes of a unit of work "
-        "apply one by one and cannot be rolled back.",
+        "apply one by one and cannot be rolled back. Pass require_transactions=True to "
+        "MongoUnitOfWorkFactory to refuse such deployments instead.",
         topology,
     )
 
