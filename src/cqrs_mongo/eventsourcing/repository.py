@@ -166,6 +166,8 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
         stored = await self.event_store(uow).append(
             entity.id, new, previous, stream_type=self.stream_name, uow=uow
         )
+        if uow is not None and hasattr(uow, "note_applied_write"):
+            uow.note_applied_write()  # without a transaction, a rollback now warns
         entity.version = stored[-1].version
         ledger.track(entity, previous, new, uow)
         strategy = self._snapshot_strategy

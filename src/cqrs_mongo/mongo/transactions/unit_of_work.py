@@ -80,6 +80,11 @@ class MongoUnitOfWork(UnitOfWork):
         self.commit_budget_seconds = commit_budget_seconds
         self._commit_sent = False
 
+    @property
+    def can_roll_back(self) -> bool:
+        """Whether a rollback discards the unit's writes: only inside a transaction."""
+        return self.in_transaction
+
     def collection(self, name: str) -> Any:
         """The collection ``name`` of this unit's database (pass ``session=uow.session``)."""
         return self.database[name]
