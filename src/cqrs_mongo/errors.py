@@ -279,3 +279,8 @@ class CacheError(CqrsMongoError):
 
 class ProjectionError(CqrsMongoError):
     """A projection could not apply an event."""
+
+
+class NonTransactionalRollbackWarning(UserWarning):
+    """A unit of work that wrote without a transaction (mongomock, a standalone server) was
+    rolled back: its writes were applied one by one and stay."""

@@ -170,3 +170,10 @@ def _all_event_classes() -> Iterator[type[DomainEvent]]:
         event_class = pending.pop()
         pending.extend(event_class.__subclasses__())
         yield event_class
+
+
+def loaded_event_class(event_type: str) -> type[DomainEvent] | None:
+    """The one loaded ``DomainEvent`` class stored as ``event_type``, or ``None`` (none, or
+    several)."""
+    found = [cls for cls in _all_event_classes() if cls.event_type == event_type]
+    return found[0] if len(found) == 1 else None

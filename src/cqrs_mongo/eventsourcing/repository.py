@@ -19,9 +19,14 @@ from weakref import WeakKeyDictionary
 from pydantic import ValidationError
 
 from cqrs_mongo.domain import AggregateRoot, DomainEvent
-from cqrs_mongo.errors import ConfigurationError, DocumentEncodingError
+from cqrs_mongo.errors import (
+    ConfigurationError,
+    DocumentEncodingError,
+    MissingEventHandlerError,
+    UnknownEventTypeError,
+)
 from cqrs_mongo.eventsourcing.ports import EventStore, SnapshotStore
-from cqrs_mongo.eventsourcing.registry import EventRegistry
+from cqrs_mongo.eventsourcing.registry import EventRegistry, loaded_event_class
 from cqrs_mongo.eventsourcing.snapshots import Snapshot, SnapshotStrategy
 from cqrs_mongo.eventsourcing.stored_event import at_store_precision
 from cqrs_mongo.eventsourcing.upcasting import UpcasterChain
@@ -163,6 +168,8 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
         stored = await self.event_store(uow).append(
             entity.id, new, previous, stream_type=self.stream_name, uow=uow
         )
+        if uow is not None and hasattr(uow, "note_applied_write"):
+            uow.note_applied_write()  # without a transaction, a rollback now warns
         entity.version = stored[-1].version
         ledger.track(entity, previous, new, uow)
         strategy = self._snapshot_strategy
@@ -208,16 +215,31 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
         after = {sid: rebuilt[sid].version if sid in rebuilt else 0 for sid in wanted}
         streams = await self.event_store(uow).read_streams(after, uow=uow)
         registry = self.events
-        for sid in wanted:
-            stored = streams.get(sid, [])
-            if not stored:
-                continue
-            aggregate = rebuilt.get(sid) or cast(A, self.aggregate_type.blank(sid))
-            for event in stored:
-                aggregate.apply_event(registry.to_event(event))
-            aggregate.version = stored[-1].version
-            rebuilt[sid] = aggregate
+        try:
+            for sid in wanted:
+                stored = streams.get(sid, [])
+                if not stored:
+                    continue
+                aggregate = rebuilt.get(sid) or cast(A, self.aggregate_type.blank(sid))
+                for event in stored:
+                    aggregate.apply_event(registry.to_event(event))
+                aggregate.version = stored[-1].version
+                rebuilt[sid] = aggregate
+        except UnknownEventTypeError as exc:
+            self._name_a_removed_apply_method(exc, registry)
+            raise
         return [rebuilt[sid] for sid in wanted if sid in rebuilt]
+
+    def _name_a_removed_apply_method(
+        self, exc: UnknownEventTypeError, registry: EventRegistry
+    ) -> None:
+        # The default registry holds the classes the aggregate has apply_ methods for: a class
+        # that is loaded but not registered there lost its method, which is what to report.
+        if exc.event_type in registry:
+            return
+        known = loaded_event_class(exc.event_type)
+        if known is not None and not hasattr(self.aggregate_type, f"apply_{known.__name__}"):
+            raise MissingEventHandlerError(self.aggregate_type, known) from exc
 
     # --- snapshots ---------------------------------------------------------------------------
 

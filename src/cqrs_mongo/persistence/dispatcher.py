@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, overload
 
+from cqrs_mongo.domain import AggregateRoot
 from cqrs_mongo.errors import (
     ConfigurationError,
     InvalidSpecificationError,
@@ -21,16 +22,25 @@ from cqrs_mongo.persistence.hooks import Hooks
 from cqrs_mongo.persistence.registry import PersistenceRegistry, Registration
 from cqrs_mongo.persistence.search_result import Page, SearchResult
 from cqrs_mongo.persistence.unit_of_work import UnitOfWork
-from cqrs_mongo.specifications import QueryOptions, Specification
+from cqrs_mongo.specifications import QueryOptions, Specification, SpecificationBuilder
 
 T = TypeVar("T")
 R = TypeVar("R")
+ID = TypeVar("ID")
 
 HandlerFactory = Callable[[type[Any]], Any]
 
 
 class IPersistenceDispatcher(Protocol):
     """What callers of a dispatcher (plain or caching) rely on."""
+
+    @overload
+    async def apply(
+        self, entity: AggregateRoot[ID], uow: Any = None, events: list[Any] | None = None
+    ) -> ID: ...
+
+    @overload
+    async def apply(self, entity: Any, uow: Any = None, events: list[Any] | None = None) -> Any: ...
 
     async def apply(self, entity: Any, uow: Any = None, events: list[Any] | None = None) -> Any:
         """Persist ``entity`` (command side) and return its id."""
@@ -51,8 +61,13 @@ def ensure_ids(target: type[Any], ids: Any, operation: str) -> list[Any]:
     """``ids`` as a list, refusing a lone string (which would iterate as characters).
 
     Raises:
-        InvalidSpecificationError: ``ids`` is a str/bytes or not a sequence.
+        InvalidSpecificationError: ``ids`` is a str/bytes, a builder or not a sequence.
     """
+    if isinstance(ids, SpecificationBuilder):
+        raise InvalidSpecificationError(
+            f"{operation}({target.__qualname__}, ...) got a SpecificationBuilder; call .build() "
+            "on it to pass the Specification it describes."
+        )
     if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, set, frozenset)):
         raise InvalidSpecificationError(
             f"{operation}({target.__qualname__}, ...) takes a list of ids, a Specification or "
@@ -101,6 +116,14 @@ class PersistenceDispatcher:
         self.hooks = hooks if hooks is not None else Hooks()
 
     # --- command side ----------------------------------------------------------------------
+
+    @overload
+    async def apply(
+        self, entity: AggregateRoot[ID], uow: Any = None, events: list[Any] | None = None
+    ) -> ID: ...
+
+    @overload
+    async def apply(self, entity: Any, uow: Any = None, events: list[Any] | None = None) -> Any: ...
 
     async def apply(self, entity: Any, uow: Any = None, events: list[Any] | None = None) -> Any:
         """Persist ``entity`` through every operation handler of its type.

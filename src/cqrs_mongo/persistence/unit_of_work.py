@@ -12,13 +12,14 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, Self
 
-from cqrs_mongo.errors import UnitOfWorkError
+from cqrs_mongo.errors import NonTransactionalRollbackWarning, UnitOfWorkError
 from cqrs_mongo.persistence.hooks import Hooks, Observation, observe
 
 logger = logging.getLogger("cqrs_mongo.unit_of_work")
@@ -50,6 +51,8 @@ class UnitOfWork(ABC):
     handler needs from its store (a session, a database) is an attribute of the subclass.
 
     Attributes:
+        has_written: a write was attempted in this unit (readers then bypass caches).
+        applied_writes: how many writes reached the store (see :meth:`note_applied_write`).
         source: the persistence source this unit belongs to, or ``None`` when unknown; the
             dispatcher refuses a unit whose source differs from the handler's.
         read_only: set before entering to say no write will happen (a Mongo unit then reads
@@ -72,6 +75,7 @@ class UnitOfWork(ABC):
         # (entity type name, id) of every aggregate the dispatcher wrote in this unit: a
         # retried handler queues for these after a conflict (the Mongo runner's contention).
         self.touched: set[tuple[str, Any]] = set()
+        self.applied_writes = 0
         self._after_commit: list[Callback] = []
         self._after_rollback: list[Callback] = []
         # id(entity) -> (entity, version before the unit's first write of it): restored on
@@ -142,6 +146,8 @@ class UnitOfWork(ABC):
             UnitOfWorkError: the unit is not active.
         """
         self._require(UnitOfWorkState.ACTIVE, "roll back")
+        if self.applied_writes and not self.can_roll_back:
+            _warn_writes_stay(self)
         try:
             async with self.hooks.span("uow.rollback", type(self), source=self.source):
                 await self._rollback()
@@ -218,6 +224,16 @@ class UnitOfWork(ABC):
         # The entity itself is kept so its id() cannot be reused by another object meanwhile.
         self._versions_at_start[key] = (entity, entity.version)
 
+    def note_applied_write(self) -> None:
+        """Count a write of this unit that has reached the store.
+
+        Without a transaction such a write stays when the unit rolls back, and the rollback
+        warns (:class:`~cqrs_mongo.errors.NonTransactionalRollbackWarning`). The package's
+        writers call it (``write_versioned``, the event-sourced repository); a repository of
+        your own that writes with the driver directly should call it after each write.
+        """
+        self.applied_writes += 1
+
     def record_write(self) -> None:
         """Note that the unit has written (readers then bypass caches).
 
@@ -228,6 +244,11 @@ class UnitOfWork(ABC):
         if self.read_only:
             raise UnitOfWorkError("Unit of work is read-only.")
         self.has_written = True
+
+    @property
+    def can_roll_back(self) -> bool:
+        """Whether a rollback discards the unit's writes (false without a transaction)."""
+        return True
 
     @property
     def is_active(self) -> bool:
@@ -266,6 +287,17 @@ class UnitOfWork(ABC):
                 logger.exception("%s callback %r failed; continuing.", kind, callback)
 
 
+def _warn_writes_stay(uow: UnitOfWork) -> None:
+    message = (
+        f"{type(uow).__name__} (source {uow.source!r}) rolled back without a transaction: "
+        "its writes were applied one by one and stay. Test rollback on a deployment with "
+        "transactions (the embedded server: the mongo_client fixture) or in memory, and use "
+        "require_transactions=True to refuse deployments without them."
+    )
+    logger.warning(message)
+    warnings.warn(message, NonTransactionalRollbackWarning, stacklevel=4)
+
+
 def advance_version(entity: Any, version: int, uow: UnitOfWork, *, durable: bool = False) -> None:
     """Move ``entity.version`` to ``version`` after a successful write in ``uow``.
 
@@ -278,6 +310,7 @@ def advance_version(entity: Any, version: int, uow: UnitOfWork, *, durable: bool
         UnitOfWorkError: ``uow`` is already committed, rolled back or closed.
     """
     pending = list(getattr(entity, "pending_events", ()))
+    uow.note_applied_write()
     if durable:
         entity.version = version
         if pending:

@@ -120,6 +120,11 @@ class MongoUnitOfWork(UnitOfWork):
         self._failure: BaseException | None = None
         self._commit_warning: TransactionError | None = None
 
+    @property
+    def can_roll_back(self) -> bool:
+        """Whether a rollback discards the unit's writes: only inside a transaction."""
+        return self.in_transaction
+
     def collection(self, name: str) -> Any:
         """The collection ``name`` of this unit's database (pass ``session=uow.session``)."""
         return self.database[name]
@@ -330,7 +335,8 @@ def _warn_once(client: Any, topology: str) -> None:
         return
     logger.warning(
         "The %s deployment has no multi-document transactions: writes of a unit of work "
-        "apply one by one and cannot be rolled back.",
+        "apply one by one and cannot be rolled back. Pass require_transactions=True to "
+        "MongoUnitOfWorkFactory to refuse such deployments instead.",
         topology,
     )
 
