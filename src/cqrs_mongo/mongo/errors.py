@@ -10,6 +10,7 @@ from cqrs_mongo.errors import ConcurrencyError, ConfigurationError
 
 DUPLICATE_KEY = 11000
 WRITE_CONFLICT = 112
+BSON_OBJECT_TOO_LARGE = 10334
 TRANSIENT_TRANSACTION_ERROR = "TransientTransactionError"
 UNKNOWN_COMMIT_RESULT = "UnknownTransactionCommitResult"
 
@@ -35,6 +36,11 @@ def error_code(exc: BaseException) -> int | None:
 def is_duplicate_key(exc: BaseException) -> bool:
     """Whether ``exc`` is a unique-index violation against committed data (11000)."""
     return error_code(exc) == DUPLICATE_KEY
+
+
+def is_too_large(exc: BaseException) -> bool:
+    """Whether ``exc`` is the server refusing a document over 16 MiB (10334)."""
+    return error_code(exc) == BSON_OBJECT_TOO_LARGE
 
 
 def is_write_conflict(exc: BaseException) -> bool:
