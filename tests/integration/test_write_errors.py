@@ -217,3 +217,52 @@ async def test_fetch_domain_refuses_a_closed_unit_of_work(
         await dispatcher.fetch_domain(Note, ["n-1"], uow=uow)
     with pytest.raises(UnitOfWorkError):
         await dispatcher.fetch_domain(Counter, ["c"], uow=uow)
+
+
+class Bag(AggregateRoot[str]):
+    content: Any = None
+
+
+class BagRepository(MongoRepository[Bag, str]):
+    entity_type = Bag
+    collection = "bags"
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [({"tags": {"a"}}, "content.tags"), ([1, 2**64], "content.1"), (time(1), "content")],
+)
+async def test_an_unencodable_state_stored_aggregate_is_named_and_not_written(
+    factory: MongoUnitOfWorkFactory, mongo_db: Any, content: Any, field: str
+) -> None:
+    async with factory() as uow:
+        await BagRepository().persist(Bag(id="b-1"), uow)
+    [bag] = await _load_bag(factory)
+    bag.content = content
+    with pytest.raises(DocumentEncodingError) as caught:
+        async with factory() as uow:
+            await BagRepository().persist(bag, uow)
+    assert (caught.value.entity_type, caught.value.entity_id, caught.value.version) == (
+        "Bag",
+        "b-1",
+        2,
+    )
+    assert caught.value.field == field
+    assert bag.version == 1
+    [stored] = await mongo_db["bags"].find({}).to_list(None)
+    assert (stored["version"], stored["content"]) == (1, None)
+
+
+async def test_a_state_stored_aggregate_over_16_mib_is_refused_as_too_large(
+    factory: MongoUnitOfWorkFactory, mongo_db: Any
+) -> None:
+    with pytest.raises(DocumentTooLargeError) as caught:
+        async with factory() as uow:
+            await BagRepository().persist(Bag(id="huge", content=b"x" * (17 * 1024 * 1024)), uow)
+    assert caught.value.entity_id == "huge"
+    assert await mongo_db["bags"].count_documents({}) == 0
+
+
+async def _load_bag(factory: MongoUnitOfWorkFactory) -> list[Bag]:
+    async with factory(read_only=True) as uow:
+        return await BagRepository().retrieve(["b-1"], uow)

@@ -18,17 +18,12 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import PyMongoError
 
 from cqrs_mongo.domain import DomainEvent
-from cqrs_mongo.errors import DocumentEncodingError, DocumentTooLargeError, EventDecodingError
+from cqrs_mongo.errors import EventDecodingError
 from cqrs_mongo.eventsourcing.expected_version import Expected, describe, exact_version
 from cqrs_mongo.eventsourcing.stored_event import StoredEvent
 from cqrs_mongo.mongo import driver
-from cqrs_mongo.mongo.codecs import (
-    ENCODING_ERRORS,
-    MAX_DOCUMENT_BYTES,
-    encoded_size,
-    find_unencodable,
-)
-from cqrs_mongo.mongo.errors import conflict_error, is_conflict, is_too_large
+from cqrs_mongo.mongo.codecs import ENCODING_ERRORS
+from cqrs_mongo.mongo.errors import conflict_error, is_conflict, is_too_large, unstorable_error
 
 DEFAULT_EVENTS_COLLECTION = "events"
 
@@ -213,10 +208,10 @@ class MongoEventStore:
             await self.collection.insert_many(documents, ordered=True, session=session)
         except ENCODING_ERRORS as exc:
             # Raised while encoding, before the batch holding the document was sent.
-            raise unstorable_event_error(exc, documents, stream_type) from exc
+            raise unstorable_error(exc, stream_type, documents, "stream_id") from exc
         except PyMongoError as exc:
             if is_too_large(exc):
-                raise unstorable_event_error(exc, documents, stream_type) from exc
+                raise unstorable_error(exc, stream_type, documents, "stream_id") from exc
             if not is_conflict(exc):
                 raise
             expected = describe(expected_version) if exact is not None else start
@@ -279,36 +274,6 @@ class MongoEventStore:
         except PyMongoError:
             return None
         return actual if actual > start else None
-
-
-def unstorable_event_error(
-    exc: Exception, documents: Sequence[Mapping[str, Any]], stream_type: str
-) -> DocumentEncodingError:
-    """The error naming the event of ``documents`` that could not be stored, and why."""
-    for document in documents:
-        found = find_unencodable(document)
-        if found is not None:
-            field, reason = found
-            return DocumentEncodingError(
-                stream_type, document["stream_id"], document["version"], field, reason
-            )
-    for document in documents:
-        try:
-            size = encoded_size(document)
-        except ENCODING_ERRORS:
-            continue
-        if size > MAX_DOCUMENT_BYTES:
-            return DocumentTooLargeError(
-                stream_type,
-                document["stream_id"],
-                document["version"],
-                None,
-                f"the event is {size} bytes encoded, over the {MAX_DOCUMENT_BYTES}-byte limit",
-            )
-    first = documents[0]
-    return DocumentEncodingError(
-        stream_type, first["stream_id"], first["version"], None, f"the driver refused it: {exc}"
-    )
 
 
 def streams_filter(after_versions: Mapping[Any, int]) -> dict[str, Any]:

@@ -12,8 +12,15 @@ from pymongo.errors import PyMongoError
 from cqrs_mongo.domain.events import DomainEvent
 from cqrs_mongo.errors import ConcurrencyError, ConfigurationError, NotFoundError
 from cqrs_mongo.mongo import driver
+from cqrs_mongo.mongo.codecs import ENCODING_ERRORS
 from cqrs_mongo.mongo.documents import DocumentMapper
-from cqrs_mongo.mongo.errors import conflict_error, is_duplicate_key, is_write_conflict
+from cqrs_mongo.mongo.errors import (
+    conflict_error,
+    is_duplicate_key,
+    is_too_large,
+    is_write_conflict,
+    unstorable_error,
+)
 from cqrs_mongo.mongo.indexes import IndexSpec
 from cqrs_mongo.persistence.unit_of_work import advance_version
 
@@ -89,7 +96,11 @@ class MongoRepository(Generic[T, ID]):
     async def _insert(self, document: dict[str, Any], uow: Any) -> None:
         try:
             await self._collection(uow).insert_one(document, session=uow.session)
+        except ENCODING_ERRORS as exc:
+            raise unstorable_error(exc, self.entity_type.__name__, [document]) from exc
         except PyMongoError as exc:
+            if is_too_large(exc):
+                raise unstorable_error(exc, self.entity_type.__name__, [document]) from exc
             if not (is_write_conflict(exc) or _is_id_duplicate(exc)):
                 raise
             name, entity_id = self.entity_type.__name__, document["_id"]
@@ -105,9 +116,13 @@ class MongoRepository(Generic[T, ID]):
             result = await self._collection(uow).replace_one(
                 {"_id": entity_id, "version": expected}, document, session=uow.session
             )
+        except ENCODING_ERRORS as exc:
+            raise unstorable_error(exc, name, [document]) from exc
         except PyMongoError as exc:
             if is_write_conflict(exc):
                 raise conflict_error(exc, name, entity_id, expected) from exc
+            if is_too_large(exc):
+                raise unstorable_error(exc, name, [document]) from exc
             raise
         if result.matched_count == 0:
             actual = await self._stored_version(entity_id, uow)
