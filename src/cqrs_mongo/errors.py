@@ -233,6 +233,26 @@ class DocumentEncodingError(CqrsMongoError, ValueError):
         super().__init__(f"Cannot store {where}: {reason}.")
 
 
+def check_usable_id(entity_type: str, entity_id: Any, version: int | None = None) -> None:
+    """Refuse an aggregate or stream id that is a document or an array.
+
+    MongoDB refuses arrays as ``_id``; a document id would be stored, but a load keys what
+    it found by id, and a dict cannot be a key: the aggregate could never be loaded again.
+
+    Raises:
+        DocumentEncodingError: ``entity_id`` is a dict, list, tuple or set (field ``id``).
+    """
+    if isinstance(entity_id, dict | list | tuple | set | frozenset):
+        raise DocumentEncodingError(
+            entity_type,
+            entity_id,
+            version,
+            "id",
+            f"an id must be a scalar (string, number, UUID, ObjectId...), "
+            f"not a {type(entity_id).__name__}",
+        )
+
+
 class DocumentTooLargeError(DocumentEncodingError):
     """A document to be written exceeds the 16 MiB BSON document limit."""
 

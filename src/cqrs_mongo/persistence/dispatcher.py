@@ -17,6 +17,7 @@ from cqrs_mongo.errors import (
     InvalidSpecificationError,
     SourceMismatchError,
     SourceNotRegisteredError,
+    UnitOfWorkError,
 )
 from cqrs_mongo.persistence.hooks import Hooks
 from cqrs_mongo.persistence.registry import PersistenceRegistry, Registration
@@ -74,6 +75,13 @@ def ensure_ids(target: type[Any], ids: Any, operation: str) -> list[Any]:
             f"QueryOptions, not {type(ids).__name__} {ids!r}; wrap a single id in a list."
         )
     return list(ids)
+
+
+def _check_active(uow: Any) -> None:
+    # A closed (or never begun) unit has no session: reading through it would silently
+    # read outside any transaction, so it is refused as a write through it is.
+    if isinstance(uow, UnitOfWork) and not uow.is_active:
+        raise UnitOfWorkError(f"Cannot use the unit of work: it is {uow.state.value}.")
 
 
 class PersistenceDispatcher:
@@ -291,6 +299,7 @@ class PersistenceDispatcher:
     ) -> AsyncIterator[Any]:
         if uow is not None:
             self._check_source(uow, source, target)
+            _check_active(uow)
             yield uow
             return
         async with self._new_unit(source, target, read_only) as active:
@@ -309,6 +318,7 @@ class PersistenceDispatcher:
         # every apply and fetch_domain.
         if uow is not None:
             self._check_source(uow, source, target)
+            _check_active(uow)
             return await work(uow, *args)
         async with self._new_unit(source, target, read_only) as active:
             return await work(active, *args)

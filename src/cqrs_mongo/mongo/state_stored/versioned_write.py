@@ -15,7 +15,14 @@ from typing import Any
 from pymongo.errors import PyMongoError
 
 from cqrs_mongo.errors import ConcurrencyError
-from cqrs_mongo.mongo.errors import conflict_error, is_duplicate_key, is_write_conflict
+from cqrs_mongo.mongo.codecs import ENCODING_ERRORS
+from cqrs_mongo.mongo.errors import (
+    conflict_error,
+    is_duplicate_key,
+    is_too_large,
+    is_write_conflict,
+    unstorable_error,
+)
 from cqrs_mongo.persistence.unit_of_work import advance_version
 
 
@@ -42,6 +49,8 @@ async def write_versioned(
 
     Raises:
         ConcurrencyError: another writer changed (or created) the aggregate first.
+        DocumentEncodingError: a field cannot be stored in BSON, or the document is over
+            16 MiB; nothing was written.
         UnitOfWorkError: the unit is not active or is read-only.
         KeyError: ``document`` has no ``_id``.
     """
@@ -63,7 +72,11 @@ async def write_versioned(
 async def _insert(target: Any, document: dict[str, Any], name: str, uow: Any) -> None:
     try:
         await target.insert_one(document, session=uow.session)
+    except ENCODING_ERRORS as exc:
+        raise unstorable_error(exc, name, [document]) from exc
     except PyMongoError as exc:
+        if is_too_large(exc):
+            raise unstorable_error(exc, name, [document]) from exc
         if not (is_write_conflict(exc) or _is_id_duplicate(exc)):
             raise
         entity_id = document["_id"]
@@ -81,9 +94,13 @@ async def _replace(
         result = await target.replace_one(
             {"_id": entity_id, "version": expected}, document, session=uow.session
         )
+    except ENCODING_ERRORS as exc:
+        raise unstorable_error(exc, name, [document]) from exc
     except PyMongoError as exc:
         if is_write_conflict(exc):
             raise conflict_error(exc, name, entity_id, expected) from exc
+        if is_too_large(exc):
+            raise unstorable_error(exc, name, [document]) from exc
         raise
     if result.matched_count == 0:
         actual = await stored_version(target, entity_id, uow)
