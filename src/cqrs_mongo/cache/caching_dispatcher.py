@@ -43,6 +43,7 @@ counted in :attr:`CachingPersistenceDispatcher.stats`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import (
     AsyncIterator,
@@ -61,6 +62,7 @@ from cqrs_mongo.cache.keys import CacheKeys, Kind, id_token
 from cqrs_mongo.cache.ports import ICacheService
 from cqrs_mongo.cache.read_through import IdOf, ReadThroughCache, default_id_of
 from cqrs_mongo.cache.resilient_cache import CacheStats, ResilientCache
+from cqrs_mongo.errors import ConcurrencyError
 from cqrs_mongo.persistence.dispatcher import IPersistenceDispatcher
 from cqrs_mongo.persistence.hooks import Hooks
 from cqrs_mongo.persistence.search_result import SearchResult
@@ -68,6 +70,7 @@ from cqrs_mongo.persistence.search_result import SearchResult
 T = TypeVar("T")
 
 DEFAULT_TTL = 300.0
+DEFAULT_UNKNOWN_COMMIT_HOLD = 60.0
 
 
 class CachingPersistenceDispatcher:
@@ -86,10 +89,13 @@ class CachingPersistenceDispatcher:
             mapped back to the ids asked for makes its type uncached, with a warning.
         cache_timeout: upper bound, in seconds, of any single cache call.
         breaker_cooldown: seconds the cache is skipped after a failure before a probe.
+        unknown_commit_hold: seconds an entity whose commit outcome is unknown is neither
+            served from nor stored in the cache (longer than a commit can take to land).
         hooks: receives ``cache.read`` spans and outage events.
 
     Raises:
-        ValueError: a TTL is negative, or ``namespace`` is empty or contains ``:``.
+        ValueError: a TTL is negative, ``unknown_commit_hold`` is not positive, or
+            ``namespace`` is empty or contains ``:``.
 
     Example:
         >>> from cqrs_mongo.cache import InMemoryCacheService
@@ -112,6 +118,7 @@ class CachingPersistenceDispatcher:
         id_of: IdOf = default_id_of,
         cache_timeout: float = 1.0,
         breaker_cooldown: float = 5.0,
+        unknown_commit_hold: float = DEFAULT_UNKNOWN_COMMIT_HOLD,
         hooks: Hooks | None = None,
     ) -> None:
         for name, ttl in [
@@ -120,8 +127,13 @@ class CachingPersistenceDispatcher:
         ]:
             if ttl is not None and ttl < 0:
                 raise ValueError(f"TTL for {name} must be >= 0 seconds or None, got {ttl!r}.")
+        if not unknown_commit_hold > 0:
+            raise ValueError(
+                f"unknown_commit_hold must be > 0 seconds, got {unknown_commit_hold!r}."
+            )
         self.inner = inner
         self.default_ttl = default_ttl
+        self.unknown_commit_hold = unknown_commit_hold
         self.hooks = hooks if hooks is not None else Hooks()
         self._ttls = dict(ttls or {})
         self._invalidates = {k: tuple(v) for k, v in (invalidates or {}).items()}
@@ -151,24 +163,44 @@ class CachingPersistenceDispatcher:
 
         Invalidation happens after ``uow`` commits (never if it rolls back), or at once when
         ``uow`` is ``None``, since the inner dispatcher committed its own unit before returning.
+        When the commit's outcome is not known (an unknown result, a write-concern error, a
+        cancellation or timeout of the caller while the commit was in flight), the entries are
+        invalidated before the error propagates and *held* for ``unknown_commit_hold`` seconds:
+        no process serves or stores them meanwhile, since the commit may still land.
 
         Raises:
-            Exception: whatever the inner dispatcher raises (nothing is invalidated then).
+            Exception: whatever the inner dispatcher raises.
         """
-        entity_id = await self.inner.apply(entity, uow=uow, events=events)
-        ids = _distinct([entity_id, getattr(entity, "id", None)])
         targets = (type(entity), *self._invalidates.get(type(entity), ()))
+        try:
+            entity_id = await self.inner.apply(entity, uow=uow, events=events)
+        except BaseException as exc:
+            if uow is None and _may_have_committed(exc):
+                # The inner dispatcher's own unit may have sent its commit before failing.
+                ids = _distinct([getattr(entity, "id", None)])
+                await _uninterrupted(self._hold(targets, ids))
+            raise
+        ids = _distinct([entity_id, getattr(entity, "id", None)])
 
         async def invalidate() -> None:
-            await self._reads.invalidate(targets, ids)
+            await _uninterrupted(self._reads.invalidate(targets, ids))
+
+        async def hold() -> None:
+            await _uninterrupted(self._hold(targets, ids))
 
         on_commit = getattr(uow, "on_commit", None)
         if uow is not None and callable(on_commit):
             self._remember_write(uow)
             on_commit(invalidate)
+            on_commit_unknown = getattr(uow, "on_commit_unknown", None)
+            if callable(on_commit_unknown):
+                on_commit_unknown(hold)
         else:
             await invalidate()
         return entity_id
+
+    async def _hold(self, targets: Sequence[type[Any]], ids: list[Any]) -> None:
+        await self._reads.invalidate(targets, ids, hold=self.unknown_commit_hold)
 
     async def invalidate(self, result_type: type[Any], ids: Iterable[Any]) -> None:
         """Make every cached entry of ``result_type`` with these ids unservable.
@@ -316,6 +348,30 @@ def _is_id_list(criteria: Any) -> bool:
     if isinstance(criteria, (str, bytes)):
         return False
     return isinstance(criteria, (Sequence, Set))
+
+
+def _may_have_committed(exc: BaseException) -> bool:
+    """Whether an ``apply`` that raised ``exc`` may have committed (a conflict never did)."""
+    return not isinstance(exc, ConcurrencyError)
+
+
+async def _uninterrupted(invalidation: Awaitable[None]) -> None:
+    """Await ``invalidation`` to its end even if the caller is cancelled meanwhile.
+
+    A cancellation that arrives while an invalidation is being written would otherwise leave
+    a committed write's old entries servable; it is re-raised once the invalidation is done
+    (the invalidation itself is bounded by the cache timeout).
+    """
+    task = asyncio.ensure_future(invalidation)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    task.result()
 
 
 def _is_open(uow: Any) -> bool:

@@ -77,6 +77,19 @@ def new_generation() -> bytes:
     return secrets.token_hex(12).encode()
 
 
+HOLD_PREFIX = b"hold-"
+
+
+def new_hold() -> bytes:
+    """A generation token that forbids storing entries while it lasts (see ``invalidate``)."""
+    return HOLD_PREFIX + new_generation()
+
+
+def is_hold(generation: bytes) -> bool:
+    """Whether ``generation`` is a hold: entries must be neither served nor stored."""
+    return generation.startswith(HOLD_PREFIX)
+
+
 @dataclass(slots=True)
 class _Lookup:
     found: dict[str, Any] = field(default_factory=dict)
@@ -114,7 +127,8 @@ class ReadThroughCache:
         self._id_of = id_of
         self._flights: SingleFlight[bytes | None] = SingleFlight()
         self._unmatched: set[type[Any]] = set()
-        self._pending: dict[str, float | None] = {}
+        # Generation key -> (its TTL, whether it is a hold), for bumps not yet written.
+        self._pending: dict[str, tuple[float | None, bool]] = {}
 
     @property
     def pending_invalidations(self) -> int:
@@ -171,17 +185,32 @@ class ReadThroughCache:
         ordered = found.values() if not missing else (found.get(t, ABSENT) for t in wanted)
         return [item for item in ordered if item is not ABSENT], hits, len(missing)
 
-    async def invalidate(self, targets: Iterable[type[Any]], ids: Sequence[Any]) -> None:
+    async def invalidate(
+        self, targets: Iterable[type[Any]], ids: Sequence[Any], *, hold: float | None = None
+    ) -> None:
         """Give each (type, id) a new generation, so no entry read before now is served again.
 
         A bump the cache cannot take is kept and retried before the next read; until it
         succeeds, reads bypass the cache (an entry it should have invalidated may be there).
+
+        Args:
+            targets: the types whose entries are invalidated.
+            ids: the ids invalidated.
+            hold: for a commit whose outcome is unknown (it may still land): for this many
+                seconds the new generation is a *hold*, so no process serves or stores an
+                entry of these ids; a read in that window may see the state before a commit
+                that lands later, and must not leave it cached. Then the key expires and the
+                next read creates a fresh generation.
         """
         for target in targets:
-            ttl = generation_ttl(self._ttl_of(target))
-            bumps = {self.keys.generation(target, entity_id): ttl for entity_id in ids}
-            self._pending.update(bumps)
-            self.cache.stats.invalidations += len(bumps)
+            ttl = generation_ttl(self._ttl_of(target)) if hold is None else hold
+            for entity_id in ids:
+                key = self.keys.generation(target, entity_id)
+                earlier = self._pending.get(key)
+                if earlier is not None and earlier[1] and hold is None:
+                    continue  # a pending hold is stricter than a plain bump: keep it
+                self._pending[key] = (ttl, hold is not None)
+            self.cache.stats.invalidations += len(ids)
             if not await self._flush_pending():
                 continue
             schema = codec_for(target).schema_version
@@ -194,10 +223,10 @@ class ReadThroughCache:
     async def _flush_pending(self) -> bool:
         if not self._pending:
             return True
-        by_ttl: dict[float | None, dict[str, bytes]] = {}
-        for key, ttl in self._pending.items():
-            by_ttl.setdefault(ttl, {})[key] = new_generation()
-        for ttl, bumps in by_ttl.items():
+        batches: dict[tuple[float | None, bool], dict[str, bytes]] = {}
+        for key, (ttl, held) in self._pending.items():
+            batches.setdefault((ttl, held), {})[key] = new_hold() if held else new_generation()
+        for (ttl, _), bumps in batches.items():
             if not await self._bump(bumps, ttl):
                 return False
             for key in bumps:
@@ -320,9 +349,10 @@ class ReadThroughCache:
             entries = {
                 self.keys.entry(kind, target, schema, wanted[t]): encode_entry(generations[t], p)
                 for t, p in encoded.items()
-                if p is not None or self._cache_absent
+                if (p is not None or self._cache_absent) and not is_hold(generations[t])
             }
-            await self.cache.call("set_many", lambda s: s.set_many(entries, ttl), target)
+            if entries:
+                await self.cache.call("set_many", lambda s: s.set_many(entries, ttl), target)
         return found, encoded
 
     async def _generations(
