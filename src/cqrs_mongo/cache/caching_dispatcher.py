@@ -36,7 +36,10 @@ entry no one will be served. The full argument is in :mod:`cqrs_mongo.cache.read
 Outages. Every cache call is bounded (socket timeouts, plus an overall timeout) and guarded by a
 circuit breaker: after a failure the cache is skipped for ``breaker_cooldown`` seconds, then
 one call probes it. Reads then go to the inner dispatcher; invalidations that could not be
-written are retried before the cache is read again. An outage is logged once when it begins
+written are retried in the background and before the cache is read again. Other processes may
+have lost invalidations in the same outage, so a process that saw the cache fail first replaces
+the namespace epoch (part of every entry's stamp) when it comes back: no entry written before
+the outage is served again, by any process. An outage is logged once when it begins
 and once when it ends, emitted as ``cache.outage`` / ``cache.recovered`` hook events and
 counted in :attr:`CachingPersistenceDispatcher.stats`.
 """
@@ -151,6 +154,19 @@ class CachingPersistenceDispatcher:
     def stats(self) -> CacheStats:
         """Hit, miss, bypass, failure and outage counters, for metrics."""
         return self.cache.stats
+
+    @property
+    def settled(self) -> bool:
+        """Whether nothing is owed to the cache: no epoch bump, no invalidation pending.
+
+        After an outage this turns true once the cache has taken what failed meanwhile;
+        retries run in the background every ``breaker_cooldown`` seconds until then.
+        """
+        return self._reads.settled
+
+    async def aclose(self) -> None:
+        """Stop background retries (call it when the application shuts down)."""
+        await self._reads.aclose()
 
     def ttl_of(self, target: type[Any]) -> float | None:
         """Seconds entries of ``target`` live (``0``: not cached; ``None``: no expiry)."""

@@ -406,8 +406,10 @@ async def test_garbage_entries_are_misses_and_are_deleted(world: World, garbage:
     await cached.fetch_domain(Order, ["o1"])
     entry_keys = [k for k in store._entries if ":domain:" in k]
     generation = await store.get(next(k for k in store._entries if ":gen:" in k))
+    epoch = await store.get(next(k for k in store._entries if k.endswith(":epoch")))
     assert generation is not None
-    await store.set(entry_keys[0], garbage.replace(b"gen", generation))
+    assert epoch is not None
+    await store.set(entry_keys[0], garbage.replace(b"gen", epoch + b"~" + generation))
 
     (order,) = await cached.fetch_domain(Order, ["o1"])
 
