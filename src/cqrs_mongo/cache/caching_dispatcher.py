@@ -36,13 +36,17 @@ entry no one will be served. The full argument is in :mod:`cqrs_mongo.cache.read
 Outages. Every cache call is bounded (socket timeouts, plus an overall timeout) and guarded by a
 circuit breaker: after a failure the cache is skipped for ``breaker_cooldown`` seconds, then
 one call probes it. Reads then go to the inner dispatcher; invalidations that could not be
-written are retried before the cache is read again. An outage is logged once when it begins
+written are retried in the background and before the cache is read again. Other processes may
+have lost invalidations in the same outage, so a process that saw the cache fail first replaces
+the namespace epoch (part of every entry's stamp) when it comes back: no entry written before
+the outage is served again, by any process. An outage is logged once when it begins
 and once when it ends, emitted as ``cache.outage`` / ``cache.recovered`` hook events and
 counted in :attr:`CachingPersistenceDispatcher.stats`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import (
     AsyncIterator,
@@ -61,6 +65,7 @@ from cqrs_mongo.cache.keys import CacheKeys, Kind, id_token
 from cqrs_mongo.cache.ports import ICacheService
 from cqrs_mongo.cache.read_through import IdOf, ReadThroughCache, default_id_of
 from cqrs_mongo.cache.resilient_cache import CacheStats, ResilientCache
+from cqrs_mongo.errors import ConcurrencyError
 from cqrs_mongo.persistence.dispatcher import IPersistenceDispatcher
 from cqrs_mongo.persistence.hooks import Hooks
 from cqrs_mongo.persistence.search_result import SearchResult
@@ -68,6 +73,7 @@ from cqrs_mongo.persistence.search_result import SearchResult
 T = TypeVar("T")
 
 DEFAULT_TTL = 300.0
+DEFAULT_UNKNOWN_COMMIT_HOLD = 60.0
 
 
 class CachingPersistenceDispatcher:
@@ -86,10 +92,13 @@ class CachingPersistenceDispatcher:
             mapped back to the ids asked for makes its type uncached, with a warning.
         cache_timeout: upper bound, in seconds, of any single cache call.
         breaker_cooldown: seconds the cache is skipped after a failure before a probe.
+        unknown_commit_hold: seconds an entity whose commit outcome is unknown is neither
+            served from nor stored in the cache (longer than a commit can take to land).
         hooks: receives ``cache.read`` spans and outage events.
 
     Raises:
-        ValueError: a TTL is negative, or ``namespace`` is empty or contains ``:``.
+        ValueError: a TTL is negative, ``unknown_commit_hold`` is not positive, or
+            ``namespace`` is empty or contains ``:``.
 
     Example:
         >>> from cqrs_mongo.cache import InMemoryCacheService
@@ -112,6 +121,7 @@ class CachingPersistenceDispatcher:
         id_of: IdOf = default_id_of,
         cache_timeout: float = 1.0,
         breaker_cooldown: float = 5.0,
+        unknown_commit_hold: float = DEFAULT_UNKNOWN_COMMIT_HOLD,
         hooks: Hooks | None = None,
     ) -> None:
         for name, ttl in [
@@ -120,8 +130,13 @@ class CachingPersistenceDispatcher:
         ]:
             if ttl is not None and ttl < 0:
                 raise ValueError(f"TTL for {name} must be >= 0 seconds or None, got {ttl!r}.")
+        if not unknown_commit_hold > 0:
+            raise ValueError(
+                f"unknown_commit_hold must be > 0 seconds, got {unknown_commit_hold!r}."
+            )
         self.inner = inner
         self.default_ttl = default_ttl
+        self.unknown_commit_hold = unknown_commit_hold
         self.hooks = hooks if hooks is not None else Hooks()
         self._ttls = dict(ttls or {})
         self._invalidates = {k: tuple(v) for k, v in (invalidates or {}).items()}
@@ -140,6 +155,19 @@ class CachingPersistenceDispatcher:
         """Hit, miss, bypass, failure and outage counters, for metrics."""
         return self.cache.stats
 
+    @property
+    def settled(self) -> bool:
+        """Whether nothing is owed to the cache: no epoch bump, no invalidation pending.
+
+        After an outage this turns true once the cache has taken what failed meanwhile;
+        retries run in the background every ``breaker_cooldown`` seconds until then.
+        """
+        return self._reads.settled
+
+    async def aclose(self) -> None:
+        """Stop background retries (call it when the application shuts down)."""
+        await self._reads.aclose()
+
     def ttl_of(self, target: type[Any]) -> float | None:
         """Seconds entries of ``target`` live (``0``: not cached; ``None``: no expiry)."""
         return self._ttls.get(target, self.default_ttl)
@@ -151,24 +179,44 @@ class CachingPersistenceDispatcher:
 
         Invalidation happens after ``uow`` commits (never if it rolls back), or at once when
         ``uow`` is ``None``, since the inner dispatcher committed its own unit before returning.
+        When the commit's outcome is not known (an unknown result, a write-concern error, a
+        cancellation or timeout of the caller while the commit was in flight), the entries are
+        invalidated before the error propagates and *held* for ``unknown_commit_hold`` seconds:
+        no process serves or stores them meanwhile, since the commit may still land.
 
         Raises:
-            Exception: whatever the inner dispatcher raises (nothing is invalidated then).
+            Exception: whatever the inner dispatcher raises.
         """
-        entity_id = await self.inner.apply(entity, uow=uow, events=events)
-        ids = _distinct([entity_id, getattr(entity, "id", None)])
         targets = (type(entity), *self._invalidates.get(type(entity), ()))
+        try:
+            entity_id = await self.inner.apply(entity, uow=uow, events=events)
+        except BaseException as exc:
+            if uow is None and _may_have_committed(exc):
+                # The inner dispatcher's own unit may have sent its commit before failing.
+                ids = _distinct([getattr(entity, "id", None)])
+                await _uninterrupted(self._hold(targets, ids))
+            raise
+        ids = _distinct([entity_id, getattr(entity, "id", None)])
 
         async def invalidate() -> None:
-            await self._reads.invalidate(targets, ids)
+            await _uninterrupted(self._reads.invalidate(targets, ids))
+
+        async def hold() -> None:
+            await _uninterrupted(self._hold(targets, ids))
 
         on_commit = getattr(uow, "on_commit", None)
         if uow is not None and callable(on_commit):
             self._remember_write(uow)
             on_commit(invalidate)
+            on_commit_unknown = getattr(uow, "on_commit_unknown", None)
+            if callable(on_commit_unknown):
+                on_commit_unknown(hold)
         else:
             await invalidate()
         return entity_id
+
+    async def _hold(self, targets: Sequence[type[Any]], ids: list[Any]) -> None:
+        await self._reads.invalidate(targets, ids, hold=self.unknown_commit_hold)
 
     async def invalidate(self, result_type: type[Any], ids: Iterable[Any]) -> None:
         """Make every cached entry of ``result_type`` with these ids unservable.
@@ -316,6 +364,30 @@ def _is_id_list(criteria: Any) -> bool:
     if isinstance(criteria, (str, bytes)):
         return False
     return isinstance(criteria, (Sequence, Set))
+
+
+def _may_have_committed(exc: BaseException) -> bool:
+    """Whether an ``apply`` that raised ``exc`` may have committed (a conflict never did)."""
+    return not isinstance(exc, ConcurrencyError)
+
+
+async def _uninterrupted(invalidation: Awaitable[None]) -> None:
+    """Await ``invalidation`` to its end even if the caller is cancelled meanwhile.
+
+    A cancellation that arrives while an invalidation is being written would otherwise leave
+    a committed write's old entries servable; it is re-raised once the invalidation is done
+    (the invalidation itself is bounded by the cache timeout).
+    """
+    task = asyncio.ensure_future(invalidation)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    task.result()
 
 
 def _is_open(uow: Any) -> bool:

@@ -3,8 +3,11 @@
 States: ``new`` -> ``active`` -> ``committed`` | ``rolled_back`` -> ``closed``. Using it as an
 async context manager begins it, commits on a clean exit and rolls back on an exception.
 After-commit callbacks (cache invalidation, notifications) run only after a successful commit;
-a failing callback is logged and does not undo the commit. Rollback callbacks let writers undo
-in-memory effects (an aggregate's version, its pending events) when the transaction aborts.
+a failing callback is logged and does not undo the commit. Commit-unknown callbacks run when the
+commit was attempted and did not report success (an unknown result, a write-concern error, a
+cancellation while the commit was in flight), before the error propagates: it may have
+committed. Rollback callbacks let writers undo in-memory effects (an aggregate's version, its
+pending events) when the transaction aborts.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class UnitOfWork(ABC):
         self.touched: set[tuple[str, Any]] = set()
         self.applied_writes = 0
         self._after_commit: list[Callback] = []
+        self._after_commit_unknown: list[Callback] = []
         self._after_rollback: list[Callback] = []
         # id(entity) -> (entity, version before the unit's first write of it): restored on
         # rollback however many times the unit wrote the entity.
@@ -134,8 +138,14 @@ class UnitOfWork(ABC):
             UnitOfWorkError: the unit is not active.
         """
         self._require(UnitOfWorkState.ACTIVE, "commit")
-        async with self.hooks.span("uow.commit", type(self), source=self.source):
-            await self._commit()
+        try:
+            async with self.hooks.span("uow.commit", type(self), source=self.source):
+                await self._commit()
+        except BaseException:
+            # Whatever went wrong (even a cancellation), the store may have committed.
+            await self._run_callbacks(self._after_commit_unknown, "commit-unknown")
+            raise
+        self._after_commit_unknown.clear()
         self.state = UnitOfWorkState.COMMITTED
         await self._run_callbacks(self._after_commit, "after-commit")
 
@@ -199,6 +209,16 @@ class UnitOfWork(ABC):
         """Run ``callback`` after a successful commit (never on rollback)."""
         self._require_open("register an after-commit callback")
         self._after_commit.append(callback)
+
+    def on_commit_unknown(self, callback: Callback) -> None:
+        """Run ``callback`` if the commit is attempted but does not report success.
+
+        It then runs before the commit's error (or cancellation) propagates, because the
+        transaction may have committed all the same; it may also run when it did not (the
+        unit cannot always tell), so it must be harmless then, as invalidating a cache is.
+        """
+        self._require_open("register a commit-unknown callback")
+        self._after_commit_unknown.append(callback)
 
     def on_rollback(self, callback: Callback) -> None:
         """Run ``callback`` after a rollback (never after a commit)."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import fakeredis
 import pytest
 from caching_doubles import CountingCache, FakeClock, Order, OrderView, World
 
 from cqrs_mongo import (
+    ConcurrencyError,
     HookEvent,
     Hooks,
     InvalidSpecificationError,
@@ -404,8 +406,10 @@ async def test_garbage_entries_are_misses_and_are_deleted(world: World, garbage:
     await cached.fetch_domain(Order, ["o1"])
     entry_keys = [k for k in store._entries if ":domain:" in k]
     generation = await store.get(next(k for k in store._entries if ":gen:" in k))
+    epoch = await store.get(next(k for k in store._entries if k.endswith(":epoch")))
     assert generation is not None
-    await store.set(entry_keys[0], garbage.replace(b"gen", generation))
+    assert epoch is not None
+    await store.set(entry_keys[0], garbage.replace(b"gen", epoch + b"~" + generation))
 
     (order,) = await cached.fetch_domain(Order, ["o1"])
 
@@ -521,3 +525,65 @@ def test_the_projection_invalidator_refuses_what_is_not_a_type(
         cached.projection_invalidator({"order_views": "OrderView"})  # type: ignore[dict-item]
     with pytest.raises(TypeError, match="order_views"):
         cached.projection_invalidator({"order_views": []})
+
+
+# --- commits whose outcome is unknown ----------------------------------------------------------
+
+
+class CommitUnknown:
+    """An inner dispatcher whose apply writes, then fails as a commit with no known outcome."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    async def apply(self, entity: Any, uow: Any = None, events: Any = None) -> Any:
+        await self.world.dispatcher.apply(entity, uow=uow, events=events)
+        raise Boom("commit outcome unknown")
+
+    async def fetch_domain(self, entity_type: Any, ids: Any, uow: Any = None) -> Any:
+        return await self.world.dispatcher.fetch_domain(entity_type, ids, uow=uow)
+
+    async def fetch(self, result_type: Any, criteria: Any, uow: Any = None) -> Any:
+        return await self.world.dispatcher.fetch(result_type, criteria, uow=uow)
+
+
+async def test_an_apply_that_may_have_committed_holds_the_entry_until_the_hold_ends(
+    world: World,
+) -> None:
+    clock = FakeClock()
+    cached = CachingPersistenceDispatcher(
+        inner=CommitUnknown(world),
+        cache_service=InMemoryCacheService(clock=clock),
+        unknown_commit_hold=30,
+    )
+    await world.seed_orders("o1")
+    await cached.fetch_domain(Order, ["o1"])
+
+    with pytest.raises(Boom):
+        await cached.apply(await world.rename("o1", "paid"))
+
+    reads = world.probe.reads
+    found = [await cached.fetch_domain(Order, ["o1"]) for _ in range(2)]
+    assert [o.status for (o,) in found] == ["paid", "paid"]
+    assert world.probe.reads == reads + 2  # held: neither served nor stored
+    clock.now += 31  # the hold expired: caching resumes
+    await cached.fetch_domain(Order, ["o1"])
+    await cached.fetch_domain(Order, ["o1"])
+    assert world.probe.reads == reads + 3
+
+
+async def test_a_conflicting_apply_did_not_commit_and_holds_nothing(
+    world: World, cached: CachingPersistenceDispatcher
+) -> None:
+    await world.seed_orders("o1")
+    (stale,) = await world.dispatcher.fetch_domain(Order, ["o1"])
+    await world.dispatcher.apply(await world.rename("o1", "paid"))
+    await cached.fetch_domain(Order, ["o1"])
+
+    with pytest.raises(ConcurrencyError):
+        await cached.apply(stale)
+
+    reads = world.probe.reads
+    await cached.fetch_domain(Order, ["o1"])
+    assert world.probe.reads == reads
+    assert cached.stats.invalidations == 0
