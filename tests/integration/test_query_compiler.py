@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -180,3 +181,17 @@ async def test_pipeline_total_is_zero_when_nothing_matches(mongo_db: Any) -> Non
     rows = await (await mongo_db["empty"].aggregate(query.pipeline(with_total=True))).to_list()
 
     assert query.unpack_facet(rows[0] if rows else None) == ([], 0)
+
+
+@pytest.mark.parametrize("pattern", ["%a" * 12 + "%b", "%a" * 20 + "%b", "_%" * 15 + "b"])
+async def test_hostile_like_patterns_run_in_linear_time_on_the_server(
+    mongo_db: Any, pattern: str
+) -> None:
+    docs = mongo_db["redos"]
+    await docs.insert_many([{"_id": 1, "s": "a" * 30}, {"_id": 2, "s": "a" * 30 + "b"}])
+
+    started = time.perf_counter()
+    assert await _ids(docs, Condition("s", "like", pattern)) == [2]
+    assert await _ids(docs, Condition("s", "ilike", pattern.upper())) == [2]
+    # Backtracking took 5 s for the first pattern and 30 s for the second.
+    assert time.perf_counter() - started < 3.0

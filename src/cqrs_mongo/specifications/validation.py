@@ -9,6 +9,7 @@ from typing import Any
 
 from cqrs_mongo.errors import InvalidSpecificationError
 from cqrs_mongo.specifications.operators import COMPARISONS, TEXT_MATCHES, Operator
+from cqrs_mongo.specifications.patterns import MAX_LIKE_WILDCARDS, like_segments
 from cqrs_mongo.specifications.values import FrozenDocument, freeze, has_operator_keys
 
 MAX_PATTERN_LENGTH = 1_000
@@ -49,7 +50,7 @@ def check_value(operator: Operator, value: Any, field: str, spec_type: type) -> 
     if operator in (Operator.BETWEEN, Operator.NOT_BETWEEN):
         return _bounds(value, where)
     if operator in TEXT_MATCHES:
-        return _pattern(value, where)
+        return _pattern(value, where, operator in (Operator.LIKE, Operator.ILIKE))
     if operator in (Operator.IS_NULL, Operator.IS_NOT_NULL, Operator.EXISTS):
         return _flag(value, where)
     if operator is Operator.SIZE:
@@ -100,7 +101,7 @@ def _bounds(value: Any, where: str) -> tuple[Any, Any]:
     return low, high
 
 
-def _pattern(value: Any, where: str) -> str:
+def _pattern(value: Any, where: str, like: bool) -> str:
     if not isinstance(value, str):
         raise InvalidSpecificationError(
             f"Value for {where} must be a string, got {type(value).__name__}."
@@ -112,6 +113,13 @@ def _pattern(value: Any, where: str) -> str:
         )
     if "\x00" in value:
         raise InvalidSpecificationError(f"Pattern for {where} must not contain a NUL byte.")
+    if like and "%" in value:
+        wildcards = len(like_segments(value)) - 1
+        if wildcards > MAX_LIKE_WILDCARDS:
+            raise InvalidSpecificationError(
+                f"Pattern for {where} has {wildcards} '%' wildcards; at most "
+                f"{MAX_LIKE_WILDCARDS} are allowed."
+            )
     return value
 
 
