@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from cqrs_mongo.errors import InvalidSpecificationError
+from cqrs_mongo.specifications.limits import check_decimal, check_size, check_text
 from cqrs_mongo.specifications.operators import COMPARISONS, TEXT_MATCHES, Operator
 from cqrs_mongo.specifications.patterns import MAX_LIKE_WILDCARDS, like_segments
 from cqrs_mongo.specifications.values import FrozenDocument, freeze, has_operator_keys
@@ -38,6 +39,13 @@ def check_value(operator: Operator, value: Any, field: str, spec_type: type) -> 
         # The common case, a plain scalar compared to a field, is already frozen; skip
         # building the error context nothing will name.
         kind = type(value)
+        if kind is str:
+            if not value.isascii():
+                check_text(value, f"Value for field {field!r}")
+            return value
+        if kind is Decimal:
+            check_decimal(value, f"field {field!r} ({operator.value})")
+            return value
         if kind in _PLAIN_SCALARS or (kind is int and _INT64_MIN <= value <= _INT64_MAX):
             return value
     where = f"field {field!r} ({operator.value})"
@@ -77,6 +85,7 @@ def _literal_list(value: Any, where: str) -> tuple[Any, ...]:
         raise InvalidSpecificationError(
             f"Value for {where} must be a list, got {type(value).__name__}."
         )
+    check_size(8 * len(value), f"Value for {where}")  # at least 8 bytes an element
     for item in value:
         # The server refuses documents with $-keys inside $in/$nin/$all ("cannot nest $ under
         # $in"), so such a value could never be sent literally.
@@ -113,6 +122,7 @@ def _pattern(value: Any, where: str, like: bool) -> str:
         )
     if "\x00" in value:
         raise InvalidSpecificationError(f"Pattern for {where} must not contain a NUL byte.")
+    check_text(value, f"Pattern for {where}")
     if like and "%" in value:
         wildcards = len(like_segments(value)) - 1
         if wildcards > MAX_LIKE_WILDCARDS:
