@@ -104,6 +104,9 @@ def mongo_client(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture
 def mongo_db(request: pytest.FixtureRequest) -> Any:
     """A database of its own for one test (on ``mongo_client``), dropped when the test ends."""
+    # The client first, from this synchronous fixture: the database fixture's async set-up
+    # finds it ready instead of having to set up an async fixture inside a running loop.
+    _variant(request, "client")
     return _variant(request, "db")
 
 
