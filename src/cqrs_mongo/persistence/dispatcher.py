@@ -7,6 +7,7 @@ leaves committing to the caller; a unit of another source is refused.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar, overload
@@ -166,7 +167,9 @@ class PersistenceDispatcher:
         result: Any = None
         touched = getattr(active, "touched", None)
         if touched is not None:
-            touched.add((type(entity).__qualname__, getattr(entity, "id", None)))
+            # An unhashable id (a dict, say) is the handler's to refuse, with its own error.
+            with contextlib.suppress(TypeError):
+                touched.add((type(entity).__qualname__, getattr(entity, "id", None)))
         for position, registration in enumerate(chain):
             handler = self._handler(registration)
             if events is None:

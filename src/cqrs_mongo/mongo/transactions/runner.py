@@ -173,15 +173,8 @@ async def run_with_retries(
 
 
 def contention_keys(uow: UnitOfWork) -> frozenset[Hashable]:
-    """The hashable keys of the aggregates ``uow`` wrote."""
-    keys: set[Hashable] = set()
-    for key in uow.touched:
-        try:
-            hash(key)
-        except TypeError:
-            continue
-        keys.add(key)
-    return frozenset(keys)
+    """The keys of the aggregates ``uow`` wrote through the dispatcher."""
+    return frozenset(uow.touched)
 
 
 class TransactionAttempts(Generic[U]):
