@@ -62,8 +62,8 @@ USER_TESTS = textwrap.dedent(
 
 
     @MARK
-    async def test_a_second_test_gets_its_own_database(mongo_client, mongo_db):
-        factory, dispatcher = make(mongo_client, mongo_db)
+    async def test_a_second_test_gets_its_own_database(mongo_db):
+        factory, dispatcher = make(mongo_db.client, mongo_db)
         assert await dispatcher.fetch_domain(Order, ["o-1"]) == []
 
 
