@@ -1,6 +1,7 @@
 """The pytest plugin from a separate user project (issue 10.6): the README's test, marked as
 strict mode needs, passes in pytest-asyncio strict and auto mode with function- and
-session-scoped loops; the README's ``error_code=91`` failpoint does not wait a 10 s heartbeat.
+session-scoped loops, on pymongo, Motor and mongomock; the README's ``error_code=91``
+failpoint does not wait a 10 s heartbeat.
 
 Each case writes a tiny project to a temporary directory and runs pytest on it in a
 subprocess, so the project's own configuration (not this repository's) is what applies.
@@ -61,8 +62,8 @@ USER_TESTS = textwrap.dedent(
 
 
     @MARK
-    async def test_a_second_test_gets_its_own_database(mongo_client, mongo_db):
-        factory, dispatcher = make(mongo_client, mongo_db)
+    async def test_a_second_test_gets_its_own_database(mongo_db):
+        factory, dispatcher = make(mongo_db.client, mongo_db)
         assert await dispatcher.fetch_domain(Order, ["o-1"]) == []
 
 
@@ -87,6 +88,18 @@ USER_TESTS = textwrap.dedent(
     @MARK
     async def test_motor_client_on_the_same_loop(motor_client):
         assert (await motor_client.admin.command("ping"))["ok"] == 1
+
+
+    @MARK
+    async def test_the_same_handlers_on_mongomock(mongomock_client):
+        registry = PersistenceRegistry()
+        registry.register_operation(Order, OrderRepository)
+        registry.register_retrieval(Order, OrderRepository)
+        factory = MongoUnitOfWorkFactory(mongomock_client, "shop")
+        dispatcher = PersistenceDispatcher(uow_factories={{"default": factory}}, registry=registry)
+        await dispatcher.apply(Order(id="m-1", total=3))
+        [order] = await dispatcher.fetch_domain(Order, ["m-1"])
+        assert (order.total, order.version) == (3, 1)
     """
 )
 
@@ -121,5 +134,5 @@ def test_the_plugin_works_in_a_user_project(tmp_path: Path, case: str) -> None:
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
-    assert "4 passed" in output, output
+    assert "5 passed" in output, output
     assert "ERROR91_SECONDS=" in output

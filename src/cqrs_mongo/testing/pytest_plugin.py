@@ -132,8 +132,11 @@ def _define_variants(loop_scope: LoopScope) -> None:
             await client.close()
 
     @pytest_asyncio.fixture(loop_scope=loop_scope)
-    async def db_variant(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-        client = request.getfixturevalue(f"_cqrs_mongo_client_{loop_scope}")
+    async def db_variant(mongo_client: Any) -> AsyncIterator[Any]:
+        # ``mongo_client`` resolves to the client variant of the same test, hence the same
+        # loop scope; asking for it here, not inside the coroutine, keeps its setup outside
+        # this fixture's running loop.
+        client = mongo_client
         name = f"test_{uuid.uuid4().hex[:16]}"
         try:
             yield client[name]
