@@ -42,7 +42,8 @@ DEFAULT_MAX_COMMIT_SECONDS = 5.0
 """How long one ``commitTransaction`` attempt may take (its maxTimeMS), within the budget."""
 CLEANUP_SECONDS = 2.0
 """The deadline of an abort or a fence after a failure."""
-MIN_COMMIT_ATTEMPT_SECONDS = 0.05
+MIN_COMMIT_ATTEMPT_SECONDS = 1.0
+"""What the first commit attempt gets at least, however little of the budget is left."""
 
 
 class MongoUnitOfWork(UnitOfWork):
@@ -60,7 +61,8 @@ class MongoUnitOfWork(UnitOfWork):
     a transactional unit run under one driver deadline of ``transaction_timeout_seconds``
     (default 10 s; ``None`` for none), which the driver also sends to the server as
     ``maxTimeMS``; each ``commitTransaction`` attempt is bounded by ``max_commit_seconds``
-    (default 5 s, its ``maxTimeMS``) and the commit's retries by ``commit_budget_seconds``,
+    (default 5 s, its ``maxTimeMS``) and the commit's retries by ``commit_budget_seconds``
+    (the factory's ``retry_budget_seconds``; the first attempt gets at least 1 s),
     all kept by the driver's timeout machinery (``pymongo.timeout``), not by polling. Every
     failure ends the server transaction explicitly: ``abortTransaction``, or, when a write or
     the commit may still be in flight (a timeout, a dropped connection, a cancellation, an
@@ -186,10 +188,14 @@ class MongoUnitOfWork(UnitOfWork):
         while True:
             attempt += 1
             # Each attempt is bounded by the driver's deadline (server selection, its own
-            # retry, the reply; maxTimeMS on the server), never past the budget's end.
+            # retry, the reply; maxTimeMS on the server) at the budget's remainder.
             remaining = deadline - time.monotonic()
             cap = driver.shortest(self.max_commit_seconds, driver.client_timeout(self.client))
-            per_attempt = max(MIN_COMMIT_ATTEMPT_SECONDS, min(remaining, cap or remaining))
+            # A nearly spent budget still leaves a commit time to answer; an explicit cap
+            # (max_commit_seconds, the client's timeoutMS) is never exceeded.
+            per_attempt = max(MIN_COMMIT_ATTEMPT_SECONDS, remaining)
+            if cap is not None:
+                per_attempt = min(per_attempt, cap)
             try:
                 await driver.commit_transaction(self.session, deadline_seconds=per_attempt)
             except PyMongoError as exc:
