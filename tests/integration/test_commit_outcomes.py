@@ -200,3 +200,19 @@ async def test_read_only_units_have_no_transaction_timeout(client: Any) -> None:
     async with factory(read_only=True) as uow:
         await asyncio.sleep(0.4)
         assert await uow.collection("orders").find_one({}, session=uow.session) is None
+
+
+async def test_a_unit_cancelled_mid_write_leaves_no_server_transaction_behind(
+    client: Any,
+) -> None:
+    async def write() -> None:
+        async with factory_for(client)() as uow:
+            await uow.collection("orders").insert_one({"_id": "a"}, session=uow.session)
+
+    async with fail_command(client, ["insert"], block_ms=1500):
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(write(), 0.3)
+        await asyncio.sleep(2.0)  # past the delayed insert's arrival
+        took = await seconds_until_writable(client, "a")
+    assert took < 5.0, f"the document stayed locked {took:.1f} s"
+    assert await stored(client) == [{"_id": "a", "by": "second writer"}]

@@ -8,23 +8,18 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError, WriteConcernError
+from pymongo.errors import ConnectionFailure, PyMongoError
 from pymongo.write_concern import WriteConcern
 
 from cqrs_mongo.errors import (
-    CommitOutcomeUnknownError,
-    CommittedWithWriteConcernError,
     TransactionError,
     TransactionsUnsupportedError,
 )
 from cqrs_mongo.mongo import driver
-from cqrs_mongo.mongo.errors import (
-    TRANSIENT_TRANSACTION_ERROR,
-    UNKNOWN_COMMIT_RESULT,
-    error_labels,
-)
+from cqrs_mongo.mongo.errors import error_labels
+from cqrs_mongo.mongo.transactions.commit_outcomes import commit_error, commit_outcome
 from cqrs_mongo.mongo.transactions.contention import ConflictQueue
 from cqrs_mongo.mongo.transactions.runner import (
     RetryBudget,
@@ -49,7 +44,8 @@ DEFAULT_MAX_COMMIT_SECONDS = 5.0
 """How long one ``commitTransaction`` attempt may take (its maxTimeMS), within the budget."""
 CLEANUP_SECONDS = 2.0
 """The deadline of an abort or a fence after a failure."""
-MIN_COMMIT_ATTEMPT_SECONDS = 0.05
+MIN_COMMIT_ATTEMPT_SECONDS = 1.0
+"""What the first commit attempt gets at least, however little of the budget is left."""
 
 
 class MongoUnitOfWork(UnitOfWork):
@@ -67,7 +63,8 @@ class MongoUnitOfWork(UnitOfWork):
     a transactional unit run under one driver deadline of ``transaction_timeout_seconds``
     (default 10 s; ``None`` for none), which the driver also sends to the server as
     ``maxTimeMS``; each ``commitTransaction`` attempt is bounded by ``max_commit_seconds``
-    (default 5 s, its ``maxTimeMS``) and the commit's retries by ``commit_budget_seconds``,
+    (default 5 s, its ``maxTimeMS``) and the commit's retries by ``commit_budget_seconds``
+    (the factory's ``retry_budget_seconds``; the first attempt gets at least 1 s),
     all kept by the driver's timeout machinery (``pymongo.timeout``), not by polling. Every
     failure ends the server transaction explicitly: ``abortTransaction``, or, when a write or
     the commit may still be in flight (a timeout, a dropped connection, a cancellation, an
@@ -198,10 +195,14 @@ class MongoUnitOfWork(UnitOfWork):
         while True:
             attempt += 1
             # Each attempt is bounded by the driver's deadline (server selection, its own
-            # retry, the reply; maxTimeMS on the server), never past the budget's end.
+            # retry, the reply; maxTimeMS on the server) at the budget's remainder.
             remaining = deadline - time.monotonic()
             cap = driver.shortest(self.max_commit_seconds, driver.client_timeout(self.client))
-            per_attempt = max(MIN_COMMIT_ATTEMPT_SECONDS, min(remaining, cap or remaining))
+            # A nearly spent budget still leaves a commit time to answer; an explicit cap
+            # (max_commit_seconds, the client's timeoutMS) is never exceeded.
+            per_attempt = max(MIN_COMMIT_ATTEMPT_SECONDS, remaining)
+            if cap is not None:
+                per_attempt = min(per_attempt, cap)
             try:
                 await driver.commit_transaction(self.session, deadline_seconds=per_attempt)
             except PyMongoError as exc:
@@ -275,58 +276,6 @@ class MongoUnitOfWork(UnitOfWork):
         return is_timeout(failure) or any(
             isinstance(error, ConnectionFailure) for error in _chain(failure)
         )
-
-
-CommitOutcome = Literal["committed", "not_committed", "unknown"]
-
-
-def commit_outcome(exc: PyMongoError) -> CommitOutcome:
-    """What a failed ``commitTransaction`` says about the transaction (transactions spec).
-
-    - ``unknown``: labelled ``UnknownTransactionCommitResult`` (the driver adds it to network
-      errors, server selection errors, retryable codes, ``WriteConcernTimeout`` 64 and
-      ``MaxTimeMSExpired`` 50), or any driver timeout: retry the commit.
-    - ``not_committed``: labelled ``TransientTransactionError`` (the server aborted it:
-      re-run the unit), or any other command error (the server refused the commit).
-    - ``committed``: a write concern error with neither label (e.g. 100
-      ``UnsatisfiableWriteConcern``): the server committed, the write concern was not met.
-    """
-    labels = error_labels(exc)
-    if UNKNOWN_COMMIT_RESULT in labels or exc.timeout or isinstance(exc, ConnectionFailure):
-        return "unknown"
-    if TRANSIENT_TRANSACTION_ERROR in labels:
-        return "not_committed"
-    if isinstance(exc, WriteConcernError):
-        return "committed"
-    return "not_committed"
-
-
-def commit_error(exc: PyMongoError, attempts: int) -> TransactionError:
-    """The :class:`TransactionError` (or subclass) reporting a failed ``commitTransaction``."""
-    labels = error_labels(exc)
-    outcome = commit_outcome(exc)
-    if outcome == "unknown":
-        return CommitOutcomeUnknownError(
-            f"Transaction may have committed: its outcome was still unknown after {attempts} "
-            f"commit attempt(s) when the commit budget ran out: {exc}",
-            labels | {UNKNOWN_COMMIT_RESULT},
-            retryable=False,
-            attempts=attempts,
-        )
-    if outcome == "committed":
-        code = exc.code if isinstance(exc, OperationFailure) else None
-        return CommittedWithWriteConcernError(
-            f"Transaction committed, but its write concern was not satisfied (code {code}): {exc}",
-            labels,
-            write_concern_code=code,
-            attempts=attempts,
-        )
-    return TransactionError(
-        f"Transaction did not commit after {attempts} commit attempt(s): {exc}",
-        labels,
-        retryable=TRANSIENT_TRANSACTION_ERROR in labels,
-        attempts=attempts,
-    )
 
 
 def _warn_once(client: Any, topology: str) -> None:
