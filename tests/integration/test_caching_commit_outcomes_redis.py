@@ -183,3 +183,54 @@ async def test_a_commit_reported_as_failed_or_unknown_invalidates_before_the_err
     if seen_when_raised:
         assert seen_when_raised == ["closed" if committed else "open"]
     assert await read_status(cached) == ("closed" if committed else "open")
+
+
+async def test_a_storm_of_cancelled_applies_leaves_no_stale_entry(
+    cached: CachingPersistenceDispatcher,
+    inner: PersistenceDispatcher,
+    mongo_client: Any,
+    mongo_db: Any,
+) -> None:
+    count = 30
+    ids = [f"s{i}" for i in range(count)]
+    for ticket_id in ids:
+        await cached.apply(Ticket(id=ticket_id))
+    assert len(await cached.fetch_domain(Ticket, ids)) == count
+    changed = await inner.fetch_domain(Ticket, ids)
+    for ticket in changed:
+        ticket.status = "closed"
+
+    async def reader() -> None:
+        for _ in range(10):  # reads racing the blocked commits, filling what they may
+            await cached.fetch_domain(Ticket, ids)
+            await asyncio.sleep(0.05)
+
+    async with fail_command(mongo_client, ["commitTransaction"], times=count, block_ms=1000):
+        outcomes = await asyncio.gather(
+            *(asyncio.wait_for(cached.apply(t), 0.3) for t in changed),
+            reader(),
+            return_exceptions=True,
+        )
+        # Some abandoned commits land when their block ends, others never run (the server
+        # drops them with their connection): wait until the stored state stops changing.
+        landed = await settled_count(mongo_db, {"status": "closed"})
+
+    assert sum(isinstance(o, TimeoutError) for o in outcomes) == count
+    assert landed > 0  # or the test proves nothing
+    stored = {d["_id"]: d["status"] async for d in mongo_db["tickets"].find({"_id": {"$in": ids}})}
+    through_cache = {t.id: t.status for t in await cached.fetch_domain(Ticket, ids)}
+    assert through_cache == stored
+
+
+async def settled_count(mongo_db: Any, query: dict[str, Any]) -> int:
+    """The count of ``query`` once it has not changed for 1.5 s (within 20 s)."""
+    deadline = time.monotonic() + 20
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now = await mongo_db["tickets"].count_documents(query)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since > 1.5:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the stored state kept changing: {last} documents match {query}")

@@ -205,3 +205,34 @@ async def test_a_unit_that_has_written_still_bypasses_the_cache(
         assert outside.status == "open"
     (after,) = await cached.fetch_domain(Ticket, ["t1"])
     assert after.status == "mine"
+
+
+async def test_a_unit_without_transactions_that_rolls_back_still_invalidates_what_it_wrote(
+    mongomock_client: Any, namespace: str, redis_client: Redis
+) -> None:
+    # On mongomock (as on a standalone server) each write applies at once and survives the
+    # unit's rollback, so the cache must not keep the value from before it.
+    factory = MongoUnitOfWorkFactory(mongomock_client, "cache_rollback")
+    registry = PersistenceRegistry()
+    registry.register_operation(Ticket, TicketRepository)
+    registry.register_retrieval(Ticket, TicketRepository)
+    inner = PersistenceDispatcher(
+        uow_factories={"default": factory}, registry=registry, handler_factory=lambda c: c(Gate())
+    )
+    cached = CachingPersistenceDispatcher(
+        inner=inner, cache_service=RedisCacheService(redis_client), namespace=namespace
+    )
+    await cached.apply(Ticket(id="t1"))
+    await cached.fetch_domain(Ticket, ["t1"])
+
+    with pytest.raises(LookupError):
+        async with factory() as uow:
+            assert not uow.in_transaction
+            (ticket,) = await cached.fetch_domain(Ticket, ["t1"], uow=uow)
+            ticket.status = "written anyway"
+            await cached.apply(ticket, uow=uow)
+            raise LookupError("after the write")
+
+    (stored,) = await inner.fetch_domain(Ticket, ["t1"])
+    (through_cache,) = await cached.fetch_domain(Ticket, ["t1"])
+    assert through_cache.status == stored.status == "written anyway"

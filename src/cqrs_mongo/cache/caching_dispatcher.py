@@ -177,8 +177,9 @@ class CachingPersistenceDispatcher:
     async def apply(self, entity: Any, uow: Any = None, events: list[Any] | None = None) -> Any:
         """Persist ``entity`` through the inner dispatcher and invalidate its cache entries.
 
-        Invalidation happens after ``uow`` commits (never if it rolls back), or at once when
-        ``uow`` is ``None``, since the inner dispatcher committed its own unit before returning.
+        Invalidation happens after ``uow`` commits (never if it rolls back, unless it runs
+        without a transaction, whose writes a rollback cannot undo), or at once when ``uow``
+        is ``None``, since the inner dispatcher committed its own unit before returning.
         When the commit's outcome is not known (an unknown result, a write-concern error, a
         cancellation or timeout of the caller while the commit was in flight), the entries are
         invalidated before the error propagates and *held* for ``unknown_commit_hold`` seconds:
@@ -211,6 +212,10 @@ class CachingPersistenceDispatcher:
             on_commit_unknown = getattr(uow, "on_commit_unknown", None)
             if callable(on_commit_unknown):
                 on_commit_unknown(hold)
+            if getattr(uow, "in_transaction", None) is False:
+                # No transaction (mongomock, a standalone server): the write applied at once
+                # and a rollback does not undo it.
+                uow.on_rollback(invalidate)
         else:
             await invalidate()
         return entity_id

@@ -10,7 +10,8 @@ reader then stores the old value, which is served until it expires. Here it cann
 2. A reader fetches the entry and the generation key in the same ``MGET``. On a miss it uses
    that generation (creating one with ``SET NX GET`` when absent) *before* reading the database,
    and stores the entry stamped with it.
-3. An entry is served only while its stamp equals the key's current generation.
+3. An entry is served only while its stamp equals the key's current generation (and the
+   namespace epoch, see :mod:`cqrs_mongo.cache.owed`: a new epoch makes every entry stale).
 
 So in the interleaving above the reader stored an entry stamped with the generation the writer
 has since replaced: every later read sees the mismatch, treats it as a miss and reloads. If the
@@ -19,22 +20,24 @@ started after the commit and returns the new value. Deleting entries on invalida
 memory; correctness rests on the stamps. Entries and generation keys both expire (generation
 keys live longer), so nothing grows without bound.
 
+A *hold* is a generation under which nothing is stored: an invalidation for a commit whose
+outcome is unknown writes one that expires after a while, since a read made before that commit
+lands could otherwise be stored under a fresh generation and outlive it.
+
 Concurrent misses of one key in one process share one database read (:class:`SingleFlight`).
 Entries that do not decode (garbage, another package version) are misses, and are deleted.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import enum
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cqrs_mongo.cache.keys import KINDS, CacheKeys, Kind, id_token
+from cqrs_mongo.cache.owed import OwedInvalidations, is_hold, new_generation
 from cqrs_mongo.cache.resilient_cache import UNAVAILABLE, ResilientCache
 from cqrs_mongo.cache.serialization import (
     MAGIC,
@@ -72,24 +75,6 @@ def default_id_of(item: Any) -> Any:
 def generation_ttl(ttl: float | None) -> float | None:
     """How long a generation key lives: well past the entries stamped with it."""
     return None if ttl is None else ttl * 2 + 60
-
-
-def new_generation() -> bytes:
-    """A fresh, never-reused generation token."""
-    return secrets.token_hex(12).encode()
-
-
-HOLD_PREFIX = b"hold-"
-
-
-def new_hold() -> bytes:
-    """A generation token that forbids storing entries while it lasts (see ``invalidate``)."""
-    return HOLD_PREFIX + new_generation()
-
-
-def is_hold(generation: bytes) -> bool:
-    """Whether ``generation`` is a hold: entries must be neither served nor stored."""
-    return generation.startswith(HOLD_PREFIX)
 
 
 @dataclass(slots=True)
@@ -135,16 +120,21 @@ class ReadThroughCache:
         self._id_of = id_of
         self._flights: SingleFlight[bytes | None] = SingleFlight()
         self._unmatched: set[type[Any]] = set()
-        # Generation key -> (its TTL, whether it is a hold), for bumps not yet written.
-        self._pending: dict[str, tuple[float | None, bool]] = {}
-        # Cache failures up to this count are covered by an epoch bump already written.
-        self._failures_covered = cache.stats.failures
-        self._retrier: asyncio.Task[None] | None = None
+        self.owed = OwedInvalidations(cache, keys)
 
     @property
     def pending_invalidations(self) -> int:
         """Generation bumps that failed and wait for the cache to come back."""
-        return len(self._pending)
+        return self.owed.pending
+
+    @property
+    def settled(self) -> bool:
+        """Whether nothing is owed to the cache (no epoch bump, no generation bump pending)."""
+        return self.owed.settled
+
+    async def aclose(self) -> None:
+        """Stop the background retries of what is owed."""
+        await self.owed.aclose()
 
     async def read(
         self,
@@ -171,7 +161,7 @@ class ReadThroughCache:
         """
         # Strings are their own token; the call is only for other id types.
         wanted = {(i if type(i) is str else id_token(i)): i for i in ids}
-        if target in self._unmatched or not await self._flush_pending():
+        if target in self._unmatched or not await self.owed.pay():
             return list(await load(list(ids))), 0, len(wanted)
         lookup = await self._lookup(kind, target, wanted)
         if lookup is None:
@@ -216,13 +206,9 @@ class ReadThroughCache:
         for target in targets:
             ttl = generation_ttl(self._ttl_of(target)) if hold is None else hold
             for entity_id in ids:
-                key = self.keys.generation(target, entity_id)
-                earlier = self._pending.get(key)
-                if earlier is not None and earlier[1] and hold is None:
-                    continue  # a pending hold is stricter than a plain bump: keep it
-                self._pending[key] = (ttl, hold is not None)
+                self.owed.add(self.keys.generation(target, entity_id), ttl, hold=hold is not None)
             self.cache.stats.invalidations += len(ids)
-            if not await self._flush_pending():
+            if not await self.owed.pay():
                 continue
             schema = codec_for(target).schema_version
             stale = [self.keys.entry(k, target, schema, i) for k in KINDS for i in ids]
@@ -230,63 +216,6 @@ class ReadThroughCache:
             await self._delete(stale, target, ids)
 
     # --- internals ---------------------------------------------------------------------------
-
-    async def _flush_pending(self) -> bool:
-        """Write what failed cache calls left owed; ``False`` while the cache cannot take it.
-
-        First a new namespace epoch, if any cache call failed since the last one: during an
-        outage this process cannot know which invalidations, its own or other processes',
-        were lost, so no entry written before it may be served (the cross-process argument is
-        in the package README). Then this process's pending generation bumps, holds included
-        (a hold guards against commits that have not landed yet, which the epoch cannot).
-        """
-        failures = self.cache.stats.failures
-        if failures > self._failures_covered:
-            if not await self._bump({self.keys.epoch(): new_generation()}, None):
-                self._retry_later()
-                return False
-            self._failures_covered = failures
-            self.cache.stats.epochs += 1
-        if not self._pending:
-            return True
-        batches: dict[tuple[float | None, bool], dict[str, bytes]] = {}
-        for key, (ttl, held) in self._pending.items():
-            batches.setdefault((ttl, held), {})[key] = new_hold() if held else new_generation()
-        for (ttl, _), bumps in batches.items():
-            if not await self._bump(bumps, ttl):
-                self._retry_later()
-                return False
-            for key in bumps:
-                self._pending.pop(key, None)
-        return True
-
-    def _retry_later(self) -> None:
-        """Keep retrying what is owed in the background, so an idle process still pays it."""
-        if self._retrier is not None and not self._retrier.done():
-            return
-        self._retrier = asyncio.get_running_loop().create_task(self._retry_until_settled())
-
-    async def _retry_until_settled(self) -> None:
-        while self._pending or self.cache.stats.failures > self._failures_covered:
-            await asyncio.sleep(self.cache.breaker.cooldown)
-            await self._flush_pending()
-
-    async def aclose(self) -> None:
-        """Stop the background retries (what is still owed is then lost with the process)."""
-        retrier, self._retrier = self._retrier, None
-        if retrier is not None and not retrier.done():
-            retrier.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retrier
-
-    @property
-    def settled(self) -> bool:
-        """Whether nothing is owed to the cache (no epoch bump, no generation bump pending)."""
-        return not self._pending and self.cache.stats.failures <= self._failures_covered
-
-    async def _bump(self, bumps: dict[str, bytes], ttl: float | None) -> bool:
-        done = await self.cache.call("invalidate", lambda s: s.set_many(bumps, ttl))
-        return done is not UNAVAILABLE
 
     async def _delete(self, keys: list[str], target: type[Any], ids: Sequence[Any]) -> None:
         await self.cache.call("delete_many", lambda s: s.delete_many(keys), target, ids)
@@ -306,7 +235,7 @@ class ReadThroughCache:
         ids = list(wanted.values())
         raw = await self.cache.call("get_many", lambda s: s.get_many(keys), target, ids)
         if raw is UNAVAILABLE:
-            self._retry_later()
+            self.owed.failed()
             return None
         lookup = _Lookup(epoch=raw[-1])
         epoch = lookup.epoch
