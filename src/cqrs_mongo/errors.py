@@ -293,6 +293,15 @@ class InvalidSpecificationError(CqrsMongoError, ValueError):
     """A specification or query option is malformed; nothing was sent to a database."""
 
 
+class MongomockLimitError(CqrsMongoError):
+    """mongomock cannot run this operation (a limit of mongomock, not of MongoDB).
+
+    Raised for keyset (cursor) pages and for ranges or sorts over Decimal fields; the message
+    names the limit and the alternative, the embedded server
+    (``cqrs_mongo.testing.EmbeddedMongoServer``). The mongomock error is the ``__cause__``.
+    """
+
+
 class CacheError(CqrsMongoError):
     """The cache backend failed; the caching dispatcher degrades to a miss."""
 

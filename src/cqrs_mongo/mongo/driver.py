@@ -17,7 +17,8 @@ import inspect
 import logging
 import sys
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -29,7 +30,7 @@ from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
-from cqrs_mongo.errors import ConfigurationError
+from cqrs_mongo.errors import ConfigurationError, MongomockLimitError
 from cqrs_mongo.mongo.codecs import (
     CLIENT_CODEC_KWARGS,
     CODEC_OPTIONS,
@@ -492,11 +493,13 @@ class MockCollection:
 
     def find(self, *args: Any, **kwargs: Any) -> MockCursor:
         """A cursor over the matching documents (mongomock ignores ``batch_size``)."""
-        return MockCursor(self.delegate.find(*_encode_args(args, kwargs), **kwargs))
+        with _mongomock_limits("find"):
+            return MockCursor(self.delegate.find(*_encode_args(args, kwargs), **kwargs))
 
     def aggregate(self, *args: Any, **kwargs: Any) -> MockCursor:
         """A cursor over the pipeline's output."""
-        return MockCursor(self.delegate.aggregate(*_encode_args(args, kwargs), **kwargs))
+        with _mongomock_limits("aggregate"):
+            return MockCursor(self.delegate.aggregate(*_encode_args(args, kwargs), **kwargs))
 
     async def insert_one(self, document: dict[str, Any], **kwargs: Any) -> Any:
         """Insert ``document``, giving it an ``_id`` first as pymongo does."""
@@ -525,9 +528,10 @@ class MockCollection:
             return method
 
         async def call(*args: Any, **kwargs: Any) -> Any:
-            result = method(*_encode_args(args, kwargs), **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
+            with _mongomock_limits(name):
+                result = method(*_encode_args(args, kwargs), **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
             return _decode(result)
 
         return call
@@ -557,8 +561,36 @@ class MockCursor:
         await self.delegate.close()
 
     async def __anext__(self) -> dict[str, Any]:
-        return from_bson_values(await self.delegate.__anext__())
+        with _mongomock_limits("query"):
+            document = await self.delegate.__anext__()
+        return from_bson_values(document)
 
     async def to_list(self, length: int | None = None) -> list[dict[str, Any]]:
         """Every remaining document (or the next ``length``)."""
-        return [from_bson_values(d) for d in await self.delegate.to_list(length)]
+        with _mongomock_limits("query"):
+            documents = await self.delegate.to_list(length)
+        return [from_bson_values(d) for d in documents]
+
+
+@contextmanager
+def _mongomock_limits(operation: str) -> Iterator[None]:
+    """Turn mongomock's own failures on what it does not implement into one clear error.
+
+    mongomock raises ``NotImplementedError`` for what it knows it lacks (comparing
+    Decimal128 values, several ``$type`` aliases) and a bare ``TypeError`` for ``$type``
+    with a list, both from deep inside its matcher.
+    """
+    try:
+        yield
+    except (NotImplementedError, TypeError) as exc:
+        text = str(exc)
+        if "Decimal128" in text:
+            limit = "cannot compare Decimal values (ranges and sorts over Decimal fields)"
+        elif "$type" in text or "unhashable type: 'list'" in text:
+            limit = "cannot evaluate the $type conditions that keyset (cursor) pages use"
+        else:
+            limit = f"cannot run this {operation} ({type(exc).__name__}: {text})"
+        raise MongomockLimitError(
+            f"mongomock {limit}; run this test on the embedded server "
+            "(cqrs_mongo.testing.EmbeddedMongoServer, the mongo_db fixture) or a real MongoDB."
+        ) from exc

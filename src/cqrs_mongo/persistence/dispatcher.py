@@ -22,7 +22,7 @@ from cqrs_mongo.errors import (
 )
 from cqrs_mongo.persistence.hooks import Hooks
 from cqrs_mongo.persistence.registry import PersistenceRegistry, Registration
-from cqrs_mongo.persistence.search_result import Page, SearchResult
+from cqrs_mongo.persistence.search_result import Page, SearchResult, closing_stream
 from cqrs_mongo.persistence.unit_of_work import UnitOfWork
 from cqrs_mongo.specifications import QueryOptions, Specification, SpecificationBuilder
 
@@ -258,8 +258,10 @@ class PersistenceDispatcher:
         async def stream(batch_size: int) -> AsyncIterator[T]:
             async with self._read(registration, target, (), uow, "stream") as active:
                 inner: SearchResult[T] = await handler.fetch(criteria, active)
-                async for item in inner.stream(batch_size):
-                    yield item
+                # Closed with this generator, so an early exit releases the cursor now.
+                async with closing_stream(inner.stream(batch_size)) as items:
+                    async for item in items:
+                        yield item
 
         async def count() -> int:
             async with self._read(registration, target, (), uow, "count") as active:

@@ -32,6 +32,19 @@ Callback = Callable[[], Awaitable[None] | None]
 _current: ContextVar[UnitOfWork | None] = ContextVar("cqrs_mongo_unit_of_work", default=None)
 
 
+def _reset_current(unit: UnitOfWork, token: Token[UnitOfWork | None]) -> None:
+    try:
+        _current.reset(token)
+    except ValueError:
+        # Closed from another Context than the one it began in: an abandoned async
+        # generator (a stream left with break) is finalised by the event loop in a task of
+        # its own. The Context the unit was set in is out of reach; in this one, stop
+        # naming the closed unit current.
+        if _current.get() is unit:
+            previous = token.old_value
+            _current.set(None if previous is Token.MISSING else previous)
+
+
 def current_unit_of_work() -> UnitOfWork | None:
     """The innermost unit of work entered in this task, or ``None``."""
     return _current.get()
@@ -177,7 +190,7 @@ class UnitOfWork(ABC):
                 self._observation.detail["outcome"] = self.state.value
             self.state = UnitOfWorkState.CLOSED
             if self._token is not None:
-                _current.reset(self._token)
+                _reset_current(self, self._token)
                 self._token = None
             try:
                 await self._close()

@@ -10,7 +10,13 @@ from typing import Any, ClassVar
 from cqrs_mongo.errors import InvalidSpecificationError
 from cqrs_mongo.specifications.document import as_document
 from cqrs_mongo.specifications.evaluator import matches_condition
-from cqrs_mongo.specifications.limits import check_depth, check_size, measure
+from cqrs_mongo.specifications.limits import (
+    MAX_DEPTH,
+    MAX_SPECIFICATION_BYTES,
+    check_depth,
+    check_size,
+    measure,
+)
 from cqrs_mongo.specifications.operators import Operator
 from cqrs_mongo.specifications.paths import validate_field_path
 from cqrs_mongo.specifications.validation import check_value
@@ -111,18 +117,22 @@ class Condition(Specification):
         path = validate_field_path(field)
         op = Operator.parse(operator)
         frozen = check_value(op, value, path, Specification)
-        if isinstance(frozen, Specification):
-            depth, size = _measure_node(frozen)
+        if type(frozen) is str:  # the usual case, measured inline
+            depth, size = 1, len(frozen) + len(path) + 13
         else:
-            depth, size = measure(frozen)
-        depth, size = depth + 1, size + len(path) + 8
-        check_depth(depth, f"The condition on field {path!r}")
-        check_size(size, f"The condition on field {path!r}")
-        object.__setattr__(self, "field", path)
-        object.__setattr__(self, "operator", op)
-        object.__setattr__(self, "value", frozen)
-        object.__setattr__(self, "_depth", depth)
-        object.__setattr__(self, "_size", size)
+            inner = _measure_node(frozen) if isinstance(frozen, Specification) else measure(frozen)
+            depth, size = inner[0] + 1, inner[1] + len(path) + 8
+            if depth > MAX_DEPTH or size > MAX_SPECIFICATION_BYTES:  # name it only if refusing
+                check_depth(depth, f"The condition on field {path!r}")
+                check_size(size, f"The condition on field {path!r}")
+        if size > MAX_SPECIFICATION_BYTES:
+            check_size(size, f"The condition on field {path!r}")
+        setattr_ = object.__setattr__
+        setattr_(self, "field", path)
+        setattr_(self, "operator", op)
+        setattr_(self, "value", frozen)
+        setattr_(self, "_depth", depth)
+        setattr_(self, "_size", size)
 
     def matches(self, document: Mapping[str, Any]) -> bool:
         return matches_condition(document, self.field, self.operator, self.value)

@@ -36,6 +36,7 @@ _DECIMAL128 = decimal.Context(
     clamp=1,
     traps=[decimal.InvalidOperation, decimal.Overflow, decimal.Inexact],
 )
+_FIXED_SIZE = frozenset({int, float, bool, Decimal, type(None)})
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
@@ -107,6 +108,11 @@ def measure(value: Any) -> tuple[int, int]:
     The estimate is BSON's: a type byte and a key per element, the payload's own size.
     ``value`` must come from ``freeze``, which bounds its depth.
     """
+    kind = type(value)
+    if kind is str or kind is bytes:
+        return 0, 5 + len(value)
+    if kind in _FIXED_SIZE:
+        return 0, 16
     if isinstance(value, tuple):
         depth, size = 0, 5
         for index, item in enumerate(value):

@@ -10,7 +10,14 @@ from decimal import Decimal
 from typing import Any
 
 from cqrs_mongo.errors import InvalidSpecificationError
-from cqrs_mongo.specifications.limits import check_decimal, check_depth, check_size, check_text
+from cqrs_mongo.specifications.limits import (
+    MAX_DEPTH,
+    MAX_SPECIFICATION_BYTES,
+    check_decimal,
+    check_depth,
+    check_size,
+    check_text,
+)
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _SCALARS = (str, int, float, Decimal, bytes, datetime, uuid.UUID)
@@ -75,7 +82,8 @@ def freeze(value: Any, where: str, depth: int = 0) -> Any:
             an unsupported type, an int beyond 64 bits, a Decimal beyond Decimal128, a
             string with a lone surrogate, or nesting deeper than ``MAX_DEPTH``.
     """
-    check_depth(depth, f"Value for {where}")
+    if depth > MAX_DEPTH:
+        check_depth(depth, f"Value for {where}")
     if isinstance(value, enum.Enum):
         value = value.value
     if (
@@ -98,7 +106,8 @@ def freeze(value: Any, where: str, depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         # Every element takes at least 8 encoded bytes: refuse a list that could never fit
         # before walking a million of them.
-        check_size(8 * len(value), f"Value for {where}")
+        if 8 * len(value) > MAX_SPECIFICATION_BYTES:
+            check_size(8 * len(value), f"Value for {where}")
         return tuple(freeze(item, where, depth + 1) for item in value)
     if isinstance(value, Mapping):
         for key in value:

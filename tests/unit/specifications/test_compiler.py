@@ -315,3 +315,17 @@ def test_cursor_needs_an_id_and_single_sort_values() -> None:
         encode_cursor({"tags": "a"}, options)
     with pytest.raises(InvalidSpecificationError, match="'tags' reaches an array"):
         encode_cursor({"_id": 1, "tags": ["a"]}, options)
+
+
+@pytest.mark.parametrize(
+    "value", [bson.MinKey(), bson.MaxKey(), float("nan"), float("-inf"), None, bson.Int64(7)]
+)
+def test_cursor_tokens_round_trip_every_single_sort_value(value: Any) -> None:
+    options = QueryOptions().with_ordering("-score")
+    token = encode_cursor({"_id": 1, "score": value}, options)
+
+    decoded, row_id = query_compiler.decode_cursor(token, options)
+
+    assert row_id == 1
+    assert type(decoded) is type(value)
+    assert decoded == value or (value != value and decoded != decoded)  # NaN

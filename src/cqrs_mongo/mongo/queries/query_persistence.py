@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 from pymongo import IndexModel
+from pymongo.errors import OperationFailure
 
 from cqrs_mongo.errors import ConfigurationError, InvalidSpecificationError
 from cqrs_mongo.mongo import driver
@@ -20,6 +21,11 @@ from cqrs_mongo.specifications import QueryOptions
 from cqrs_mongo.specifications.renaming import rename_options
 
 DTO = TypeVar("DTO")
+
+FACET_TOO_LARGE = frozenset({10334, 4031700, 146, 292})
+"""Server codes refusing a ``$facet`` for its size: BSONObjectTooLarge (10334, and 4031700
+"document constructed by $facet" since 4.4), ExceededMemoryLimit (146) and
+QueryExceededMemoryLimitNoDiskUseAllowed (292)."""
 ID = TypeVar("ID")
 
 
@@ -190,8 +196,10 @@ class MongoReadModel(Generic[DTO]):
     async def fetch_page(self, criteria: Any, uow: Any) -> Page[DTO]:
         """A page of read models and the total number of matches, in one round trip.
 
-        Runs one ``aggregate`` with a ``$facet`` over the page and the count. When the page is
-        full, ``next_cursor`` is the keyset token of its last row.
+        Runs one ``aggregate`` with a ``$facet`` over the page and the count, or a ``find``
+        and a ``count_documents`` when the server refuses the ``$facet`` for its size (a
+        page of large documents) or inside a transaction. When the page is full,
+        ``next_cursor`` is the keyset token of its last row.
 
         Raises:
             InvalidSpecificationError: ``criteria`` cannot be compiled.
@@ -200,14 +208,45 @@ class MongoReadModel(Generic[DTO]):
         return await self._page(options, compile_query(options), uow)
 
     async def _page(self, options: QueryOptions, compiled: CompiledQuery, uow: Any) -> Page[DTO]:
-        cursor = await driver.aggregate(
-            self._collection(uow), compiled.pipeline(with_total=True), session=read_session(uow)
-        )
-        rows = await driver.to_list(cursor)
-        documents, total = CompiledQuery.unpack_facet(rows[0] if rows else None)
+        """One ``$facet`` for items and total, or ``find`` + ``count`` where it cannot serve.
+
+        A ``$facet`` returns one document, so the server refuses it when the page would pass
+        16 MiB (or its stage passes 100 MB of memory, which it cannot spill): then the page
+        falls back to a ``find`` and a ``count_documents``. Inside a transaction it does not
+        try, since a refused command aborts the transaction.
+        """
+        session = read_session(uow)
+        found: tuple[list[dict[str, Any]], int] | None = None
+        if not getattr(session, "in_transaction", False):
+            found = await self._facet_page(compiled, uow)
+        if found is None:
+            cursor = self._find(compiled, uow)
+            documents = await driver.to_list(cursor)
+            total: int = await self._collection(uow).count_documents(
+                _count_filter(compiled), session=session
+            )
+        else:
+            documents, total = found
         check_keyset_rows(documents, options)
         next_cursor = page_cursor(documents, options)  # before mapping, which may rename _id
         return Page(self._to_dtos(documents), total, next_cursor)
+
+    async def _facet_page(
+        self, compiled: CompiledQuery, uow: Any
+    ) -> tuple[list[dict[str, Any]], int] | None:
+        """``(items, total)`` from one ``$facet``, or ``None`` when the server refused its size."""
+        try:
+            cursor = await driver.aggregate(
+                self._collection(uow),
+                compiled.pipeline(with_total=True),
+                session=read_session(uow),
+            )
+            rows = await driver.to_list(cursor)
+        except OperationFailure as exc:
+            if exc.code in FACET_TOO_LARGE:
+                return None
+            raise
+        return CompiledQuery.unpack_facet(rows[0] if rows else None)
 
     def _find(self, compiled: CompiledQuery, uow: Any, **overrides: Any) -> Any:
         kwargs = {**compiled.find_kwargs(), **overrides}
