@@ -25,6 +25,7 @@ from cqrs_mongo.cli.output import (
     emit_json,
     error_line,
     key_values,
+    say,
     table,
 )
 from cqrs_mongo.mongo import MongoEventStore, MongoProjectionStore, ensure_indexes
@@ -32,6 +33,8 @@ from cqrs_mongo.mongo.diagnostics import diagnose
 from cqrs_mongo.mongo.driver import get_database
 
 T = TypeVar("T")
+
+STREAM_VERSION_INDEX_NAME = "stream_id_1_version_1"
 
 # Short enough that a wrong host fails fast, long enough for a busy replica set.
 DEFAULT_TIMEOUT_MS = 5000
@@ -175,8 +178,8 @@ def doctor(session: Session, uri: str | None, app_spec: str | None, as_json: boo
                 )
             )
             for note in found.notes:
-                out.print(f"note: {note}")
-            out.print("healthy" if found.healthy else "PROBLEMS FOUND")
+                say(f"note: {note}")
+            say("healthy" if found.healthy else "PROBLEMS FOUND")
         return EXIT_OK if found.healthy else EXIT_UNHEALTHY
 
     session.run(work)
@@ -203,7 +206,9 @@ def indexes_ensure(session: Session, app_spec: str, uri: str | None, as_json: bo
             created = await ensure_indexes(opened.database, opened.app.handlers())
             store = MongoEventStore(opened.database, opened.app.events_collection)
             await store.ensure_indexes()
-            created.setdefault(opened.app.events_collection, []).append("stream_id_1_version_1")
+            names = created.setdefault(opened.app.events_collection, [])
+            if STREAM_VERSION_INDEX_NAME not in names:
+                names.append(STREAM_VERSION_INDEX_NAME)
             if opened.app.projections:
                 await MongoProjectionStore(opened.database).ensure_indexes()
         if as_json:
