@@ -25,6 +25,8 @@ Entries that do not decode (garbage, another package version) are misses, and ar
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import logging
 import secrets
@@ -77,10 +79,29 @@ def new_generation() -> bytes:
     return secrets.token_hex(12).encode()
 
 
+HOLD_PREFIX = b"hold-"
+
+
+def new_hold() -> bytes:
+    """A generation token that forbids storing entries while it lasts (see ``invalidate``)."""
+    return HOLD_PREFIX + new_generation()
+
+
+def is_hold(generation: bytes) -> bool:
+    """Whether ``generation`` is a hold: entries must be neither served nor stored."""
+    return generation.startswith(HOLD_PREFIX)
+
+
 @dataclass(slots=True)
 class _Lookup:
     found: dict[str, Any] = field(default_factory=dict)
     generations: dict[str, bytes | None] = field(default_factory=dict)
+    epoch: bytes | None = None
+
+
+def stamp(epoch: bytes, generation: bytes) -> bytes:
+    """What an entry is stamped with: the namespace epoch and the id's generation."""
+    return epoch + b"~" + generation
 
 
 class _Unmatched(Exception):
@@ -114,7 +135,11 @@ class ReadThroughCache:
         self._id_of = id_of
         self._flights: SingleFlight[bytes | None] = SingleFlight()
         self._unmatched: set[type[Any]] = set()
-        self._pending: dict[str, float | None] = {}
+        # Generation key -> (its TTL, whether it is a hold), for bumps not yet written.
+        self._pending: dict[str, tuple[float | None, bool]] = {}
+        # Cache failures up to this count are covered by an epoch bump already written.
+        self._failures_covered = cache.stats.failures
+        self._retrier: asyncio.Task[None] | None = None
 
     @property
     def pending_invalidations(self) -> int:
@@ -122,7 +147,13 @@ class ReadThroughCache:
         return len(self._pending)
 
     async def read(
-        self, kind: Kind, target: type[Any], ids: Sequence[Any], load: Loader, *, fill: bool
+        self,
+        kind: Kind,
+        target: type[Any],
+        ids: Sequence[Any],
+        load: Loader,
+        *,
+        load_misses: Loader | None = None,
     ) -> tuple[list[Any], int, int]:
         """The items for ``ids`` in the order asked (missing, repeated ids skipped), hits, misses.
 
@@ -130,8 +161,10 @@ class ReadThroughCache:
             kind: ``domain`` or ``query``.
             target: the entity or result type.
             ids: the ids asked for.
-            load: reads the given ids from the database, in order, skipping missing ones.
-            fill: whether misses may be stored (only reads of committed state may be).
+            load: reads the given ids from the database, in order, skipping missing ones; used
+                for every id when the cache cannot be used.
+            load_misses: reads the misses that are stored; it must read the latest committed
+                state and start after it is called (default: ``load``).
 
         Raises:
             Exception: whatever ``load`` raises; cache failures never propagate.
@@ -150,10 +183,9 @@ class ReadThroughCache:
             else {}
         )
         try:
-            if missing and fill:
-                found.update(await self._fill(kind, target, missing, lookup, load))
-            elif missing:
-                found.update(self._match(target, missing, await load(list(missing.values()))))
+            if missing:
+                fill = load if load_misses is None else load_misses
+                found.update(await self._fill(kind, target, missing, lookup, fill))
         except _Unmatched:
             return list(await load(list(ids))), 0, len(wanted)
         hits = len(wanted) - len(missing)
@@ -164,17 +196,32 @@ class ReadThroughCache:
         ordered = found.values() if not missing else (found.get(t, ABSENT) for t in wanted)
         return [item for item in ordered if item is not ABSENT], hits, len(missing)
 
-    async def invalidate(self, targets: Iterable[type[Any]], ids: Sequence[Any]) -> None:
+    async def invalidate(
+        self, targets: Iterable[type[Any]], ids: Sequence[Any], *, hold: float | None = None
+    ) -> None:
         """Give each (type, id) a new generation, so no entry read before now is served again.
 
         A bump the cache cannot take is kept and retried before the next read; until it
         succeeds, reads bypass the cache (an entry it should have invalidated may be there).
+
+        Args:
+            targets: the types whose entries are invalidated.
+            ids: the ids invalidated.
+            hold: for a commit whose outcome is unknown (it may still land): for this many
+                seconds the new generation is a *hold*, so no process serves or stores an
+                entry of these ids; a read in that window may see the state before a commit
+                that lands later, and must not leave it cached. Then the key expires and the
+                next read creates a fresh generation.
         """
         for target in targets:
-            ttl = generation_ttl(self._ttl_of(target))
-            bumps = {self.keys.generation(target, entity_id): ttl for entity_id in ids}
-            self._pending.update(bumps)
-            self.cache.stats.invalidations += len(bumps)
+            ttl = generation_ttl(self._ttl_of(target)) if hold is None else hold
+            for entity_id in ids:
+                key = self.keys.generation(target, entity_id)
+                earlier = self._pending.get(key)
+                if earlier is not None and earlier[1] and hold is None:
+                    continue  # a pending hold is stricter than a plain bump: keep it
+                self._pending[key] = (ttl, hold is not None)
+            self.cache.stats.invalidations += len(ids)
             if not await self._flush_pending():
                 continue
             schema = codec_for(target).schema_version
@@ -185,17 +232,57 @@ class ReadThroughCache:
     # --- internals ---------------------------------------------------------------------------
 
     async def _flush_pending(self) -> bool:
+        """Write what failed cache calls left owed; ``False`` while the cache cannot take it.
+
+        First a new namespace epoch, if any cache call failed since the last one: during an
+        outage this process cannot know which invalidations, its own or other processes',
+        were lost, so no entry written before it may be served (the cross-process argument is
+        in the package README). Then this process's pending generation bumps, holds included
+        (a hold guards against commits that have not landed yet, which the epoch cannot).
+        """
+        failures = self.cache.stats.failures
+        if failures > self._failures_covered:
+            if not await self._bump({self.keys.epoch(): new_generation()}, None):
+                self._retry_later()
+                return False
+            self._failures_covered = failures
+            self.cache.stats.epochs += 1
         if not self._pending:
             return True
-        by_ttl: dict[float | None, dict[str, bytes]] = {}
-        for key, ttl in self._pending.items():
-            by_ttl.setdefault(ttl, {})[key] = new_generation()
-        for ttl, bumps in by_ttl.items():
+        batches: dict[tuple[float | None, bool], dict[str, bytes]] = {}
+        for key, (ttl, held) in self._pending.items():
+            batches.setdefault((ttl, held), {})[key] = new_hold() if held else new_generation()
+        for (ttl, _), bumps in batches.items():
             if not await self._bump(bumps, ttl):
+                self._retry_later()
                 return False
             for key in bumps:
                 self._pending.pop(key, None)
         return True
+
+    def _retry_later(self) -> None:
+        """Keep retrying what is owed in the background, so an idle process still pays it."""
+        if self._retrier is not None and not self._retrier.done():
+            return
+        self._retrier = asyncio.get_running_loop().create_task(self._retry_until_settled())
+
+    async def _retry_until_settled(self) -> None:
+        while self._pending or self.cache.stats.failures > self._failures_covered:
+            await asyncio.sleep(self.cache.breaker.cooldown)
+            await self._flush_pending()
+
+    async def aclose(self) -> None:
+        """Stop the background retries (what is still owed is then lost with the process)."""
+        retrier, self._retrier = self._retrier, None
+        if retrier is not None and not retrier.done():
+            retrier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retrier
+
+    @property
+    def settled(self) -> bool:
+        """Whether nothing is owed to the cache (no epoch bump, no generation bump pending)."""
+        return not self._pending and self.cache.stats.failures <= self._failures_covered
 
     async def _bump(self, bumps: dict[str, bytes], ttl: float | None) -> bool:
         done = await self.cache.call("invalidate", lambda s: s.set_many(bumps, ttl))
@@ -215,17 +302,22 @@ class ReadThroughCache:
         keys = [entry_prefix + token for token in tokens]
         generation_prefix = self.keys.generation_prefix(target)
         keys.extend([generation_prefix + token for token in tokens])
+        keys.append(self.keys.epoch())  # and the namespace epoch, last
         ids = list(wanted.values())
         raw = await self.cache.call("get_many", lambda s: s.get_many(keys), target, ids)
         if raw is UNAVAILABLE:
+            self._retry_later()
             return None
-        lookup = _Lookup()
+        lookup = _Lookup(epoch=raw[-1])
+        epoch = lookup.epoch
+        generations = raw[count:-1]
         found = lookup.found
         garbage: list[str] = []
         validate = codec.validate_json
-        for token, entry, generation in zip(tokens, raw[:count], raw[count:], strict=True):
+        for token, entry, current in zip(tokens, raw[:count], generations, strict=True):
             if entry is None:
                 continue
+            generation = None if epoch is None or current is None else stamp(epoch, current)
             # The common case, a value stamped with the current generation, read in place;
             # the envelope is split as decode_entry splits it, so both agree on what is valid.
             parts = entry.split(SEPARATOR, 2)
@@ -245,7 +337,7 @@ class ReadThroughCache:
             if value is not None:
                 found[token] = value
         if len(found) < count:  # only a miss needs the generations, to stamp what it stores
-            lookup.generations = dict(zip(tokens, raw[count:], strict=True))
+            lookup.generations = dict(zip(tokens, generations, strict=True))
         if garbage:
             self.cache.stats.garbage += len(garbage)
             logger.debug("Deleting %d undecodable cache entries: %s", len(garbage), garbage)
@@ -305,36 +397,49 @@ class ReadThroughCache:
         """Load ``wanted`` from the store; store it stamped with generations read before."""
         codec = codec_for(target)
         ttl = self._ttl_of(target)
-        generations = await self._generations(target, wanted, lookup)
+        stamps = await self._stamps(target, wanted, lookup)
         found = self._match(target, wanted, await load(list(wanted.values())))
         encoded = {t: None if v is ABSENT else codec.dump(v) for t, v in found.items()}
-        if generations is not None:
+        if stamps is not None:
             schema = codec.schema_version
             entries = {
-                self.keys.entry(kind, target, schema, wanted[t]): encode_entry(generations[t], p)
+                self.keys.entry(kind, target, schema, wanted[t]): encode_entry(stamps[t], p)
                 for t, p in encoded.items()
-                if p is not None or self._cache_absent
+                if (p is not None or self._cache_absent) and t in stamps
             }
-            await self.cache.call("set_many", lambda s: s.set_many(entries, ttl), target)
+            if entries:
+                await self.cache.call("set_many", lambda s: s.set_many(entries, ttl), target)
         return found, encoded
 
-    async def _generations(
+    async def _stamps(
         self, target: type[Any], wanted: Mapping[str, Any], lookup: _Lookup
     ) -> dict[str, bytes] | None:
-        """The generation of each wanted id, creating those that do not exist yet."""
+        """What to stamp each wanted id's entry with, read before the database is.
+
+        Missing generation keys (and a missing epoch) are created; ids under a hold are left
+        out, so nothing is stored for them.
+        """
         known = {t: g for t in wanted if (g := lookup.generations.get(t)) is not None}
         absent = [token for token in wanted if token not in known]
-        if not absent:
-            return known
-        fresh = {self.keys.generation(target, wanted[token]): new_generation() for token in absent}
-        ttl = generation_ttl(self._ttl_of(target))
-        held = await self.cache.call(
-            "get_or_set_many", lambda s: s.get_or_set_many(fresh, ttl), target
-        )
-        if held is UNAVAILABLE:
+        epoch = lookup.epoch if lookup.epoch is not None else await self._create_epoch()
+        if epoch is None:
             return None
-        known.update(zip(absent, held, strict=True))
-        return known
+        if absent:
+            fresh = {self.keys.generation(target, wanted[t]): new_generation() for t in absent}
+            ttl = generation_ttl(self._ttl_of(target))
+            held = await self.cache.call(
+                "get_or_set_many", lambda s: s.get_or_set_many(fresh, ttl), target
+            )
+            if held is UNAVAILABLE:
+                return None
+            known.update(zip(absent, held, strict=True))
+        return {t: stamp(epoch, g) for t, g in known.items() if not is_hold(g)}
+
+    async def _create_epoch(self) -> bytes | None:
+        """The namespace epoch, created if absent (it has no TTL; eviction only renews it)."""
+        created = {self.keys.epoch(): new_generation()}
+        held = await self.cache.call("get_or_set_many", lambda s: s.get_or_set_many(created, None))
+        return None if held is UNAVAILABLE else held[0]
 
     def _match(
         self, target: type[Any], wanted: Mapping[str, Any], items: Sequence[Any]

@@ -129,8 +129,15 @@ class InMemoryUnitOfWorkFactory:
         self.source = source
         self.hooks = hooks
 
+    @property
+    def location(self) -> tuple[str, int]:
+        """Where this factory's units write (its store), for the dispatcher's source check."""
+        return ("memory", id(self.store))
+
     def __call__(self) -> InMemoryUnitOfWork:
-        return InMemoryUnitOfWork(self.store, source=self.source, hooks=self.hooks)
+        unit = InMemoryUnitOfWork(self.store, source=self.source, hooks=self.hooks)
+        unit.factory = self
+        return unit
 
 
 class InMemoryRepository(Generic[E, ID]):
