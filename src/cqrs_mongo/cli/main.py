@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -25,13 +25,14 @@ from cqrs_mongo.cli.output import (
     emit_json,
     error_line,
     key_values,
+    say,
     table,
 )
 from cqrs_mongo.mongo import MongoEventStore, MongoProjectionStore, ensure_indexes
 from cqrs_mongo.mongo.diagnostics import diagnose
 from cqrs_mongo.mongo.driver import get_database
 
-T = TypeVar("T")
+STREAM_VERSION_INDEX_NAME = "stream_id_1_version_1"
 
 # Short enough that a wrong host fails fast, long enough for a busy replica set.
 DEFAULT_TIMEOUT_MS = 5000
@@ -43,24 +44,16 @@ class Session:
     def __init__(self, debug: bool) -> None:
         self.debug = debug
 
-    def run(self, work: Callable[[], Awaitable[int]]) -> None:
+    def run(self, work: Callable[[], Coroutine[Any, Any, int]]) -> None:
         """Run ``work`` in an event loop; exit with its code, or one error line and 1."""
         try:
-            code = asyncio.run(_call(work))
-        except click.exceptions.Exit:
-            raise
-        except click.ClickException:
-            raise
+            code = asyncio.run(work())
         except Exception as exc:
             if self.debug:
                 raise
             click.echo(f"error: {error_line(exc)}", err=True)
             raise SystemExit(EXIT_ERROR) from None
         raise SystemExit(code)
-
-
-async def _call(work: Callable[[], Awaitable[int]]) -> int:
-    return await work()
 
 
 def app_option(required: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -90,8 +83,7 @@ def pass_session(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         session = click.get_current_context().find_object(Session)
-        assert session is not None  # the group always makes one
-        return func(session, *args, **kwargs)
+        return func(session if session is not None else Session(debug=False), *args, **kwargs)
 
     return wrapper
 
@@ -175,8 +167,8 @@ def doctor(session: Session, uri: str | None, app_spec: str | None, as_json: boo
                 )
             )
             for note in found.notes:
-                out.print(f"note: {note}")
-            out.print("healthy" if found.healthy else "PROBLEMS FOUND")
+                say(f"note: {note}")
+            say("healthy" if found.healthy else "PROBLEMS FOUND")
         return EXIT_OK if found.healthy else EXIT_UNHEALTHY
 
     session.run(work)
@@ -203,7 +195,9 @@ def indexes_ensure(session: Session, app_spec: str, uri: str | None, as_json: bo
             created = await ensure_indexes(opened.database, opened.app.handlers())
             store = MongoEventStore(opened.database, opened.app.events_collection)
             await store.ensure_indexes()
-            created.setdefault(opened.app.events_collection, []).append("stream_id_1_version_1")
+            names = created.setdefault(opened.app.events_collection, [])
+            if STREAM_VERSION_INDEX_NAME not in names:
+                names.append(STREAM_VERSION_INDEX_NAME)
             if opened.app.projections:
                 await MongoProjectionStore(opened.database).ensure_indexes()
         if as_json:

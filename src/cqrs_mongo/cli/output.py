@@ -26,6 +26,11 @@ def console() -> Console:
     return Console(highlight=False, soft_wrap=False)
 
 
+def say(text: str) -> None:
+    """Print one plain line (never wrapped, never styled)."""
+    click.echo(text)
+
+
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON (datetimes in ISO 8601, other values as strings)."""
     click.echo(json.dumps(data, indent=2, default=_plain, sort_keys=False))
@@ -60,7 +65,7 @@ def cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.1f}"
     if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
+        return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value)
 
 

@@ -33,6 +33,7 @@ from cqrs_mongo.cli.output import (
     console,
     duration,
     emit_json,
+    say,
     table,
 )
 
@@ -139,7 +140,7 @@ async def rebuild_with_progress(worker: Any) -> str:
     done = await _applied(worker, switched_to)
     elapsed = time.monotonic() - started
     rate = done / elapsed if elapsed > 0 else 0.0
-    out.print(
+    say(
         f"Rebuilt {worker.name} into {switched_to}: {done} events in {elapsed:.1f} s "
         f"({rate:.0f}/s); readers switched."
     )
@@ -170,12 +171,12 @@ async def _bar(
 async def _lines(
     out: Any, worker: Any, rebuild: asyncio.Future[str], target: str, total: int
 ) -> None:
-    out.print(f"Rebuilding {worker.name} into {target}: {total} events to replay.")
+    say(f"Rebuilding {worker.name} into {target}: {total} events to replay.")
     last = time.monotonic()
     while not rebuild.done():
         await asyncio.wait({rebuild}, timeout=POLL_SECONDS)
         if not rebuild.done() and time.monotonic() - last >= PLAIN_PROGRESS_EVERY_SECONDS:
-            out.print(f"... {await _applied(worker, target)}/{total} events")
+            say(f"... {await _applied(worker, target)}/{total} events")
             last = time.monotonic()
 
 
@@ -255,7 +256,7 @@ def parked_replay(
         if as_json:
             emit_json({"projection": name, "applied": applied, "still_parked": left})
         else:
-            console().print(f"Replayed {applied} parked event(s) of {name}; {left} still parked.")
+            say(f"Replayed {applied} parked event(s) of {name}; {left} still parked.")
         return EXIT_UNHEALTHY if left else EXIT_OK
 
     session.run(work)

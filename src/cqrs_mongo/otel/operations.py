@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
+from contextvars import Token
 from functools import partial
 from types import TracebackType
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 
 from cqrs_mongo.otel.metrics import OperationMetrics
@@ -38,7 +40,7 @@ class _Scope(AbstractContextManager[Span]):
         self._span = span
         self._detail = detail
         self._finish = finish
-        self._token: object = None
+        self._token: Token[Context] | None = None
 
     def __enter__(self) -> Span:
         self._token = otel_context.attach(trace.set_span_in_context(self._span))
@@ -57,7 +59,8 @@ class _Scope(AbstractContextManager[Span]):
                 self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
                 self._span.set_attribute("error.type", type(exc).__qualname__)
         finally:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
+            if self._token is not None:
+                otel_context.detach(self._token)
             self._span.end()
 
 

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
+from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError, OperationFailure
 from pymongo.uri_parser import parse_uri
 
 from conftest import Telemetry, make_telemetry
-from cqrs_mongo import AggregateRoot, DomainEvent, PersistenceDispatcher, PersistenceRegistry
-from cqrs_mongo.mongo import EventSourcedRepository, MongoUnitOfWorkFactory, create_client
+from cqrs_mongo import (
+    AggregateRoot,
+    DomainEvent,
+    PersistenceDispatcher,
+    PersistenceRegistry,
+    SpecificationBuilder,
+)
+from cqrs_mongo.mongo import (
+    EventSourcedRepository,
+    MongoReadModelPersistence,
+    MongoUnitOfWorkFactory,
+    create_client,
+)
 from cqrs_mongo.mongo.monitoring import COMMAND_FORWARDER
 from cqrs_mongo.otel import CqrsMongoInstrumentor
 from cqrs_mongo.otel.commands import DURATION_BUCKETS
@@ -292,3 +305,65 @@ def test_the_instrumentor_is_one_per_process_and_instrumenting_twice_keeps_the_f
     finally:
         second.uninstrument()
     assert not first.is_instrumented
+
+
+class Shelf(BaseModel):
+    id: str
+    aisle: int
+
+
+class Shelves(MongoReadModelPersistence[Shelf, str]):
+    dto_type = Shelf
+    collection = "shelves"
+
+
+async def test_a_query_is_a_fetch_span_over_its_read_only_unit_and_command(
+    mongo_client: Any, mongo_db: Any, telemetry: Telemetry
+) -> None:
+    await mongo_db["shelves"].insert_many([{"_id": "s1", "aisle": 1}, {"_id": "s2", "aisle": 2}])
+    registry = PersistenceRegistry()
+    registry.register_query(Shelf, Shelves)
+    registry.register_query_spec(Shelf, Shelves)
+    dispatcher = PersistenceDispatcher(
+        {"default": MongoUnitOfWorkFactory(mongo_client, mongo_db.name)}, registry
+    )
+    telemetry.spans.clear()
+    shelves = await (await dispatcher.fetch(Shelf, ["s1", "s2"]))
+    assert [s.id for s in shelves] == ["s1", "s2"]
+    spec = SpecificationBuilder().where("aisle", "=", 2).build()
+    assert await (await dispatcher.fetch(Shelf, spec)).count() == 1
+    by_ids, by_spec = telemetry.named("fetch Shelf")
+    assert by_ids.attributes is not None
+    assert by_ids.attributes["cqrs_mongo.fetch.mode"] == "load"
+    assert by_ids.attributes["cqrs_mongo.ids.count"] == 2
+    assert by_spec.attributes is not None
+    assert by_spec.attributes["cqrs_mongo.fetch.mode"] == "count"
+    first_find = telemetry.named("find shelves")[0]
+    assert first_find.parent is not None
+    [session] = [
+        s for s in telemetry.named("uow default") if s.context.span_id == first_find.parent.span_id
+    ]
+    assert session.parent is not None
+    assert session.parent.span_id == by_ids.context.span_id
+
+
+async def test_concurrent_applies_each_nest_their_commands_under_their_own_transaction(
+    mongo_client: Any, mongo_db: Any, telemetry: Telemetry
+) -> None:
+    dispatcher = make_dispatcher(mongo_client, mongo_db.name)
+    await asyncio.gather(*(dispatcher.apply(basket(f"c-{n}", items=2)) for n in range(6)))
+    applies = {span.context.span_id: span for span in telemetry.named("apply Basket")}
+    transactions = {span.context.span_id: span for span in telemetry.named("transaction default")}
+    assert len(applies) == len(transactions) == 6
+    inserts = telemetry.named("insert events")
+    assert len(inserts) == 6
+    parents = set()
+    for insert in inserts:
+        assert insert.parent is not None
+        transaction = transactions[insert.parent.span_id]
+        assert transaction.parent is not None
+        assert transaction.parent.span_id in applies
+        assert insert.context.trace_id == transaction.context.trace_id
+        parents.add(insert.parent.span_id)
+    assert len(parents) == 6  # no two commands share a transaction span
+    assert len({span.context.trace_id for span in applies.values()}) == 6

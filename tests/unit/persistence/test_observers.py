@@ -14,6 +14,7 @@ from cqrs_mongo.persistence.hooks import (
     _Unobserved,
     add_observer,
     current_trace_context,
+    observe,
     observed,
     remove_observer,
 )
@@ -67,6 +68,7 @@ def recorder() -> Iterator[Recorder]:
 def test_with_no_hook_and_no_observer_a_span_is_the_free_object() -> None:
     assert not observed()
     assert isinstance(Hooks().span("apply"), _Unobserved)
+    assert observe("uow") is None
     assert current_trace_context() is None
 
 
