@@ -8,7 +8,7 @@ work that aborts leaves nothing behind, and specifications are evaluated with Mo
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
