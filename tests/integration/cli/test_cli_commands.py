@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from cli_shop_app import ItemSold, Tallies
+from cli_support import Cli
 
-from conftest import Cli
 from cqrs_mongo.mongo import MongoEventStore, MongoUnitOfWorkFactory
 from cqrs_mongo.mongo.projections.projection_worker import MongoProjectionWorker
 from cqrs_mongo.projections import RetryPolicy
