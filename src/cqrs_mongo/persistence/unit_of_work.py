@@ -43,7 +43,12 @@ def _reset_current(unit: UnitOfWork, token: Token[UnitOfWork | None]) -> None:
 
 def current_unit_of_work() -> UnitOfWork | None:
     """The innermost unit of work entered in this task, or ``None``."""
-    return _current.get()
+    unit = _current.get()
+    # A unit closed from another Context (an abandoned stream finalised by the event loop)
+    # could not unset itself here; the innermost unit still open is the current one.
+    while unit is not None and unit.state is UnitOfWorkState.CLOSED:
+        unit = unit._outer
+    return unit
 
 
 class UnitOfWorkState(enum.Enum):
@@ -80,6 +85,7 @@ class UnitOfWork(ABC):
         self._after_commit: list[Callback] = []
         self._after_rollback: list[Callback] = []
         self._token: Token[UnitOfWork | None] | None = None
+        self._outer: UnitOfWork | None = None
 
     # --- the primitives a store implements -------------------------------------------------
 
@@ -110,6 +116,7 @@ class UnitOfWork(ABC):
         async with self.hooks.span("uow.begin", type(self), source=self.source):
             await self._begin()
         self.state = UnitOfWorkState.ACTIVE
+        self._outer = _current.get()
         self._token = _current.set(self)
         return self
 
