@@ -53,7 +53,7 @@ class OrderTotals(MongoQueryPersistence[tuple[str, Decimal], str]):
     collection = "order_summaries"
 
     def to_dto(self, document: dict[str, Any]) -> tuple[str, Decimal]:
-        return (document["_id"], document["total"])
+        return (document["id"], document["total"])
 
 
 def submitted(customer: str = "cust-1") -> QueryOptions:
@@ -104,7 +104,7 @@ class QueryPersistenceContract(ABC):
         assert found[0].total == Decimal("5.50")
         assert found[0].created_at == START + timedelta(hours=5)
 
-    async def test_to_dto_can_be_overridden_and_sees_the_raw_document(self) -> None:
+    async def test_to_dto_can_be_overridden_and_sees_the_id_under_its_field(self) -> None:
         async with self.create_factory()(read_only=True) as uow:
             found = await OrderTotals().fetch(["o-03", "o-01"], uow)
         assert found == [("o-03", Decimal("3.50")), ("o-01", Decimal("1.50"))]

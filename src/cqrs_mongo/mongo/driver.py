@@ -12,6 +12,7 @@ broken for ``UpdateOne``/``ReplaceOne`` on current pymongo, so it is never calle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import sys
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
+import pymongo
 from bson import ObjectId
 from pymongo import AsyncMongoClient, DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany
 from pymongo import UpdateOne as UpdateOneOp
@@ -35,6 +37,7 @@ from cqrs_mongo.mongo.codecs import (
     from_bson_values,
     to_bson_values,
 )
+from cqrs_mongo.mongo.monitoring import COMMAND_FORWARDER
 
 logger = logging.getLogger("cqrs_mongo.mongo.driver")
 
@@ -44,9 +47,12 @@ DriverKind = Literal["pymongo", "motor", "mongomock"]
 def create_client(uri: str, **kwargs: Any) -> AsyncMongoClient[dict[str, Any]]:
     """A ``pymongo.AsyncMongoClient`` with the package's codec options.
 
-    Extra keyword arguments go to the client (they may override the codec options).
+    Extra keyword arguments go to the client (they may override the codec options). The
+    client also carries the package's command forwarder, which costs nothing until an
+    instrumentor (``cqrs_mongo.otel``) subscribes to it, even after the client was made.
     """
     options = {**CLIENT_CODEC_KWARGS, **kwargs}
+    options["event_listeners"] = [*(options.get("event_listeners") or ()), COMMAND_FORWARDER]
     return AsyncMongoClient(uri, **options)
 
 
@@ -233,14 +239,106 @@ async def start_transaction(
     )
 
 
-async def commit_transaction(session: Any) -> None:
-    """Send ``commitTransaction`` (pymongo retries it once itself after a retryable error)."""
-    await _resolve(session.commit_transaction())
+async def commit_transaction(session: Any, *, deadline_seconds: float | None = None) -> None:
+    """Send ``commitTransaction`` (pymongo retries it once itself after a retryable error).
+
+    ``deadline_seconds`` is a deadline kept by the driver's own timeout machinery
+    (``pymongo.timeout``): server selection, the retry and the reply all fit in it, and the
+    server is sent the remainder as ``maxTimeMS``. Motor runs pymongo in threads with a copy
+    of the caller's context, so the deadline holds there too.
+    """
+    with deadline(deadline_seconds):
+        # Motor copies the context when the call is made, inside the deadline.
+        pending = session.commit_transaction()
+        await _resolve(pending)
 
 
-async def abort_transaction(session: Any) -> None:
+async def abort_transaction(session: Any, *, deadline_seconds: float | None = None) -> None:
     """Send ``abortTransaction``; the driver ignores server errors on abort, as the spec says."""
-    await _resolve(session.abort_transaction())
+    with deadline(deadline_seconds):
+        pending = session.abort_transaction()
+        await _resolve(pending)
+
+
+def deadline(seconds: float | None) -> contextlib.AbstractContextManager[Any]:
+    """A driver deadline of ``seconds`` for the block (``None``: no new deadline).
+
+    ``pymongo.timeout(None)`` would lift an enclosing deadline; this never does.
+    """
+    return contextlib.nullcontext() if seconds is None else pymongo.timeout(seconds)
+
+
+def client_timeout(client: Any) -> float | None:
+    """The client's own ``timeoutMS`` in seconds, or ``None`` (mongomock has none)."""
+    options = getattr(client, "options", None)
+    value = getattr(options, "timeout", None)
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def shortest(*seconds: float | None) -> float | None:
+    """The smallest of the given limits, ignoring ``None`` (``None`` if all are)."""
+    given = [s for s in seconds if s is not None]
+    return min(given) if given else None
+
+
+FENCE_COLLECTION = "cqrs_mongo_fence"
+"""The (never written) collection a fence reads; any name would do, none is created."""
+
+
+async def fence_transaction(session: Any, database: Any, *, deadline_seconds: float) -> bool:
+    """End, on the server, whatever transaction ``session`` may still have open there.
+
+    After a write or a commit whose outcome is unknown (a timeout, a dropped connection) the
+    server may still hold the transaction, or may not even have *started* it yet (a command
+    delayed on its way in). An ``abortTransaction`` for that transaction number can arrive
+    first and find nothing. A new transaction on the same session can: its first statement
+    makes the server abort any older open transaction of the session and refuse, with
+    ``TransactionTooOld``, a statement or commit of the older one that arrives later. This
+    runs that statement (a ``find`` reading nothing) and aborts the new transaction.
+
+    Returns:
+        Whether the fence reached the server; errors are logged, never raised.
+    """
+    try:
+        with pymongo.timeout(deadline_seconds):
+            if session.in_transaction:
+                # The driver allows one transaction at a time on a session: end this one
+                # here first (its abort may miss, which is what the fence is for).
+                await _resolve(session.abort_transaction())
+            await _resolve(
+                session.start_transaction(
+                    read_concern=ReadConcern("local"),
+                    write_concern=WriteConcern("majority"),
+                    read_preference=ReadPreference.PRIMARY,
+                )
+            )
+            await database[FENCE_COLLECTION].find_one({}, session=session)
+            await _resolve(session.abort_transaction())
+    except Exception as exc:
+        logger.warning("Could not fence the session's transaction on the server: %r", exc)
+        with contextlib.suppress(Exception):
+            if session.in_transaction:
+                await _resolve(session.abort_transaction())
+        return False
+    return True
+
+
+def mark_session_dirty(session: Any) -> None:
+    """Keep ``session``'s server session out of the driver's pool once it ends.
+
+    Used when the session's transaction state on the server is in doubt; pymongo does the
+    same on network errors. Best effort: a driver without the hook is left alone.
+    """
+    server_session = getattr(session, "_server_session", None)
+    mark = getattr(server_session, "mark_dirty", None)
+    if callable(mark):
+        mark()
+
+
+def session_is_dirty(session: Any) -> bool:
+    """Whether the driver saw a network error on ``session`` (its server state is in doubt)."""
+    server_session = getattr(session, "_server_session", None)
+    return bool(getattr(server_session, "dirty", False))
 
 
 # --- cursors --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ work that aborts leaves nothing behind, and specifications are evaluated with Mo
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -23,23 +23,44 @@ from cqrs_mongo.specifications import QueryOptions, Specification
 E = TypeVar("E", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
 ID = TypeVar("ID")
+T = TypeVar("T")
 
 Key = tuple[str, Any]
 
 
 class InMemoryStore:
-    """Collections of documents (plain dicts keyed by id), shared by units of work."""
+    """Collections of documents (plain dicts keyed by id), shared by units of work.
+
+    It also holds the other in-memory stores its units' handlers share (the event store, the
+    projection store), so that everything written through one unit-of-work factory is seen by
+    every handler reading through it: see :meth:`shared`.
+    """
 
     def __init__(self) -> None:
         self.collections: dict[str, dict[Any, dict[str, Any]]] = {}
+        self.extensions: dict[str, Any] = {}
 
     def collection(self, name: str) -> dict[Any, dict[str, Any]]:
         """The committed documents of collection ``name`` (created empty on first use)."""
         return self.collections.setdefault(name, {})
 
+    def shared(self, key: str, make: Callable[[], T]) -> T:
+        """The object kept under ``key``, made by ``make()`` on first use.
+
+        Example:
+            >>> store = InMemoryStore()
+            >>> store.shared("events", list) is store.shared("events", list)
+            True
+        """
+        found = self.extensions.get(key)
+        if found is None:
+            found = self.extensions[key] = make()
+        return found
+
     def clear(self) -> None:
-        """Drop every collection."""
+        """Drop every collection and every shared store."""
         self.collections.clear()
+        self.extensions.clear()
 
 
 _DELETED = object()
@@ -129,8 +150,15 @@ class InMemoryUnitOfWorkFactory:
         self.source = source
         self.hooks = hooks
 
+    @property
+    def location(self) -> tuple[str, int]:
+        """Where this factory's units write (its store), for the dispatcher's source check."""
+        return ("memory", id(self.store))
+
     def __call__(self) -> InMemoryUnitOfWork:
-        return InMemoryUnitOfWork(self.store, source=self.source, hooks=self.hooks)
+        unit = InMemoryUnitOfWork(self.store, source=self.source, hooks=self.hooks)
+        unit.factory = self
+        return unit
 
 
 class InMemoryRepository(Generic[E, ID]):

@@ -6,6 +6,10 @@ from cqrs_mongo.projections.in_memory import (
     InMemoryProjectionRunner,
     InMemoryProjectionStore,
 )
+from cqrs_mongo.projections.in_memory_query import (
+    InMemoryProjectionPersistence,
+    shared_projection_store,
+)
 from cqrs_mongo.projections.lifecycle import Lag, RetryPolicy, WorkerLifecycle, WorkerState
 from cqrs_mongo.projections.parked import ParkedEvent
 from cqrs_mongo.projections.projection import Projection
@@ -22,6 +26,7 @@ __all__ = [
     "BOOKKEEPING_FIELDS",
     "GuardedWrite",
     "InMemoryProjectionContext",
+    "InMemoryProjectionPersistence",
     "InMemoryProjectionRunner",
     "InMemoryProjectionStore",
     "Lag",
@@ -33,4 +38,5 @@ __all__ = [
     "WorkerState",
     "decode_stream_key",
     "encode_stream_key",
+    "shared_projection_store",
 ]

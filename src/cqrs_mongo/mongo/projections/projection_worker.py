@@ -46,6 +46,7 @@ from cqrs_mongo.mongo.projections.projection_store import (
     stream_lookup_key,
 )
 from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
+from cqrs_mongo.persistence.hooks import Hooks, observed
 from cqrs_mongo.projections import (
     Lag,
     ParkedEvent,
@@ -56,6 +57,9 @@ from cqrs_mongo.projections import (
 )
 
 logger = logging.getLogger("cqrs_mongo.mongo.projections.projection_worker")
+
+# No hooks of its own: the process-wide observers (tracing) alone watch batches.
+_OBSERVERS = Hooks()
 
 
 class _HandlerFailed(Exception):
@@ -228,12 +232,23 @@ class MongoProjectionWorker:
             self._position = await self.feed.origin()
             return 0, None
         if items:
-            await self._process(items)
+            # One CONSUMER span per batch for tracers, linked to the spans that appended it.
+            detail = self._batch_detail(items) if observed() else None
+            async with _OBSERVERS.span("projection.batch", source=self.name, detail=detail):
+                await self._process(items)
             self._checkpointed_at = time.monotonic()
         elif after is not position and self._idle_checkpoint_due():
             await self.factory.run(self._save_idle_checkpoint, after)
         self._position = after
         return len(items), (items[-1].cluster_time if items else None)
+
+    def _batch_detail(self, items: Sequence[FeedItem]) -> dict[str, Any]:
+        return {
+            "projection": self.name,
+            "destination": self.events_collection,
+            "batch_size": len(items),
+            "trace_contexts": [i.event.trace_context for i in items if i.event.trace_context],
+        }
 
     def _idle_checkpoint_due(self) -> bool:
         return time.monotonic() - self._checkpointed_at >= self.idle_checkpoint_seconds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import AsyncIterator, Sequence, Set
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -28,6 +29,18 @@ QueryExceededMemoryLimitNoDiskUseAllowed (292)."""
 ID = TypeVar("ID")
 
 
+def _dto_type_from_bases(cls: type[Any]) -> type[Any] | None:
+    for klass in cls.__mro__:
+        for base in klass.__dict__.get("__orig_bases__", ()):
+            origin = typing.get_origin(base)
+            if not (isinstance(origin, type) and issubclass(origin, MongoReadModel)):
+                continue
+            args = typing.get_args(base)
+            if args and isinstance(args[0], type):
+                return args[0]
+    return None
+
+
 class MongoReadModel(Generic[DTO]):
     """Shared behaviour of the read-side handlers, configured by subclassing.
 
@@ -43,6 +56,14 @@ class MongoReadModel(Generic[DTO]):
     indexes: ClassVar[Sequence[IndexSpec | IndexModel]] = ()
     id_field: ClassVar[str] = "id"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # ``class Summaries(ProjectionPersistence[SummaryDTO, str])`` needs no ``dto_type``.
+        if "dto_type" not in cls.__dict__:
+            inferred = _dto_type_from_bases(cls)
+            if inferred is not None:
+                cls.dto_type = inferred
+
     def __init__(self) -> None:
         dto_type = getattr(type(self), "dto_type", None)
         if dto_type is None or not isinstance(getattr(type(self), "collection", None), str):
@@ -57,10 +78,11 @@ class MongoReadModel(Generic[DTO]):
         self._bulk_mapper = self._mapper if type(self).to_dto is MongoReadModel.to_dto else None
 
     def to_dto(self, document: dict[str, Any]) -> DTO:
-        """The read model stored in ``document`` (as the driver returned it, with ``_id``).
+        """The read model in ``document``: the stored fields, with the id under ``id_field``.
 
-        Override to build DTOs another way; the default renames ``_id`` to ``id_field`` and
-        validates the document with the pydantic ``dto_type``.
+        Override to build DTOs another way (``return MyDTO(**document)``); the document has
+        no ``_id`` and none of the package's own fields. The default validates it with the
+        pydantic ``dto_type``.
 
         Raises:
             ConfigurationError: ``dto_type`` is not a pydantic model and this is not overridden.
@@ -72,10 +94,20 @@ class MongoReadModel(Generic[DTO]):
         dto: DTO = self._mapper.from_document(document)
         return dto
 
+    def from_stored(self, document: dict[str, Any]) -> DTO:
+        """The read model in a stored ``document`` (as the driver returned it, with ``_id``).
+
+        Renames ``_id`` to ``id_field`` (in place: the driver's own copy), then calls
+        :meth:`to_dto`.
+        """
+        if "_id" in document and self.id_field != "_id":
+            document[self.id_field] = document.pop("_id")
+        return self.to_dto(document)
+
     def _to_dtos(self, documents: list[dict[str, Any]]) -> list[DTO]:
         if self._bulk_mapper is not None:
             return self._bulk_mapper.from_documents(documents)
-        return [self.to_dto(document) for document in documents]
+        return [self.from_stored(document) for document in documents]
 
     def query_options(self, criteria: Any) -> QueryOptions:
         """``criteria`` as ``QueryOptions`` over stored field names (``id_field`` is ``_id``).
@@ -110,7 +142,7 @@ class MongoReadModel(Generic[DTO]):
             batch_size=len(wanted),
         )
         by_id = {document["_id"]: document for document in await driver.to_list(cursor)}
-        return [self.to_dto(by_id[i]) for i in wanted if i in by_id]
+        return [self.from_stored(by_id[i]) for i in wanted if i in by_id]
 
     # --- by specification ------------------------------------------------------------------
 
@@ -139,7 +171,7 @@ class MongoReadModel(Generic[DTO]):
             try:
                 async for document in cursor:
                     check_keyset_rows((document,), options)
-                    yield self.to_dto(document)
+                    yield self.from_stored(document)
             finally:
                 await driver.close_cursor(cursor)
 
@@ -154,7 +186,7 @@ class MongoReadModel(Generic[DTO]):
             cursor = self._find(compiled, uow, limit=limit)
             documents = await driver.to_list(cursor)
             check_keyset_rows(documents, options)
-            return self.to_dto(documents[0]) if documents else None
+            return self.from_stored(documents[0]) if documents else None
 
         async def page() -> Page[DTO]:
             return await self._page(options, compiled, uow)
