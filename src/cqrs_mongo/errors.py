@@ -156,3 +156,11 @@ class CacheError(CqrsMongoError):
 
 class ProjectionError(CqrsMongoError):
     """A projection could not apply an event."""
+
+
+class ProjectionGapError(ProjectionError):
+    """An event reached a projection while earlier events of its stream had not."""
+
+
+class ProjectionLeaseLost(ProjectionError):
+    """Another worker took over a projection's lease; this worker's batch did not commit."""
