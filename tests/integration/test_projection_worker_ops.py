@@ -123,8 +123,11 @@ async def test_a_worker_whose_loop_died_reports_failed(
 ) -> None:
     worker = MongoProjectionWorker(Sums(), factory, max_await_ms=20)
 
+    class Fatal(BaseException):  # not an Exception: the loop does not survive it
+        pass
+
     async def die() -> int:
-        raise SystemExit("loop killed")  # not an Exception: the loop does not survive it
+        raise Fatal("loop killed")
 
     monkeypatch.setattr(worker, "run_once", die)
     await worker.start()
@@ -132,7 +135,9 @@ async def test_a_worker_whose_loop_died_reports_failed(
     status = await worker.status()
 
     assert status.state == "failed"
-    assert status.last_error == "SystemExit: loop killed"
+    assert status.last_error == "Fatal: loop killed"
+    with pytest.raises(Fatal):
+        await worker.stop()
 
 
 async def test_after_commit_callbacks_see_committed_ids_by_physical_and_logical_name(
