@@ -83,9 +83,7 @@ class StreamPositions:
         if missing:
             ids = [position_id(collection, s) for s in missing.values()]
             cursor = self.collection.find({"_id": {"$in": ids}}, session=session)
-            read = {
-                identity_key(doc["s"]): int(doc["v"]) for doc in await driver.to_list(cursor)
-            }
+            read = {identity_key(doc["s"]): int(doc["v"]) for doc in await driver.to_list(cursor)}
             for key in missing:
                 found[key] = read.get(key, 0)
         return found
