@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from typing import Any
@@ -112,7 +113,10 @@ def projections_rebuild(session: Session, name: str, app_spec: str, uri: str | N
     async def work() -> int:
         async with open_app(app_spec, uri) as opened:
             worker = opened.app.worker(opened.client, opened.app.projection(name))
-            await rebuild_with_progress(worker)
+            try:
+                await rebuild_with_progress(worker)
+            finally:
+                await let_go(worker)
         return EXIT_OK
 
     session.run(work)
@@ -178,6 +182,16 @@ async def _lines(
         if not rebuild.done() and time.monotonic() - last >= PLAIN_PROGRESS_EVERY_SECONDS:
             say(f"... {await _applied(worker, target)}/{total} events")
             last = time.monotonic()
+
+
+async def let_go(worker: Any) -> None:
+    """Give up the lease (and session) a one-off command's worker took, so the projection's
+    own worker carries on at once instead of waiting for the lease to run out."""
+    with contextlib.suppress(Exception):  # the command's own outcome is what gets reported
+        await worker.lease.release()
+    with contextlib.suppress(Exception):
+        await worker.lease.close()
+    await worker.feed.close()
 
 
 async def _applied(worker: Any, collection: str) -> int:
@@ -251,7 +265,10 @@ def parked_replay(
     async def work() -> int:
         async with open_app(app_spec, uri) as opened:
             worker = opened.app.worker(opened.client, opened.app.projection(name))
-            applied = await worker.replay_parked(stream_id)
+            try:
+                applied = await worker.replay_parked(stream_id)
+            finally:
+                await let_go(worker)
             left = len(await worker.parked(stream_id))
         if as_json:
             emit_json({"projection": name, "applied": applied, "still_parked": left})

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from opentelemetry.trace import SpanKind
+from otel_telemetry import Telemetry
 
-from conftest import Telemetry
 from cqrs_mongo import AggregateRoot, DomainEvent, PersistenceDispatcher, PersistenceRegistry
 from cqrs_mongo.mongo import EventSourcedRepository, MongoUnitOfWorkFactory
 from cqrs_mongo.mongo.projections.projection_worker import MongoProjectionWorker

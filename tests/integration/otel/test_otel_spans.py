@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
+from otel_telemetry import Telemetry, make_telemetry
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError, OperationFailure
 from pymongo.uri_parser import parse_uri
 
-from conftest import Telemetry, make_telemetry
 from cqrs_mongo import (
     AggregateRoot,
     DomainEvent,
