@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -88,8 +89,12 @@ def projections_status(session: Session, app_spec: str, uri: str | None, as_json
 
 def _status_row(status: Any) -> list[Any]:
     lease = status.lease_owner
-    if lease is not None and status.lease_expires_at is not None:
-        lease = f"{lease} (until {status.lease_expires_at:%H:%M:%S})"
+    expires = status.lease_expires_at
+    if lease is not None and expires is not None:
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=UTC)
+        ends = "expired" if expires <= datetime.now(UTC) else f"until {expires:%H:%M:%S}"
+        lease = f"{lease} ({ends})"
     return [
         status.name,
         status.state,
@@ -98,8 +103,15 @@ def _status_row(status: Any) -> list[Any]:
         duration(status.checkpoint_age_seconds),
         status.parked,
         lease,
-        status.last_error,
+        _shorten(status.last_error),
     ]
+
+
+def _shorten(text: str | None, limit: int = 120) -> str | None:
+    # The table keeps to a line or two; --json has the whole message.
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 3] + "..."
 
 
 @projections.command("rebuild")

@@ -56,3 +56,22 @@ async def test_status_shows_lag_parked_and_checkpoint_age_of_each_projection(
     assert text.returncode == 0, text.stderr
     assert "tallies" in text.stdout
     assert "lag (events)" in text.stdout
+
+
+async def test_status_of_an_unreachable_server_is_one_line_not_a_table(
+    shop: tuple[Cli, Any],
+) -> None:
+    runner, _ = shop
+    result = await asyncio.to_thread(
+        runner,
+        "projections",
+        "status",
+        "--app",
+        "cli_shop_app:app",
+        "--uri",
+        "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300",
+    )
+    assert result.returncode == 1, result.stdout
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ServerSelectionTimeoutError")
