@@ -38,6 +38,7 @@ from cqrs_mongo.cli.output import (
     say,
     table,
 )
+from cqrs_mongo.projections import ProjectionStatus
 
 STATUS_COLUMNS = (
     "projection",
@@ -73,11 +74,10 @@ def projections_status(session: Session, app_spec: str, uri: str | None, as_json
 
     async def work() -> int:
         async with open_app(app_spec, uri) as opened:
-            workers: list[Any] = [
-                opened.app.worker(opened.client, projection)
+            statuses: list[ProjectionStatus] = [
+                await opened.app.worker(opened.client, projection).status()
                 for projection in opened.app.projections
             ]
-            statuses = [await worker.status() for worker in workers]
         if as_json:
             emit_json([dataclasses.asdict(status) for status in statuses])
         else:
@@ -87,7 +87,7 @@ def projections_status(session: Session, app_spec: str, uri: str | None, as_json
     session.run(work)
 
 
-def _status_row(status: Any) -> list[Any]:
+def _status_row(status: ProjectionStatus) -> list[Any]:
     lease = status.lease_owner
     expires = status.lease_expires_at
     if lease is not None and expires is not None:
