@@ -313,3 +313,11 @@ class ProjectionError(CqrsMongoError):
 class NonTransactionalRollbackWarning(UserWarning):
     """A unit of work that wrote without a transaction (mongomock, a standalone server) was
     rolled back: its writes were applied one by one and stay."""
+
+
+class ProjectionGapError(ProjectionError):
+    """An event reached a projection while earlier events of its stream had not."""
+
+
+class ProjectionLeaseLost(ProjectionError):
+    """Another worker took over a projection's lease; this worker's batch did not commit."""

@@ -1,30 +1,32 @@
-"""Projections, storage-agnostic: Projection base, guarded writes, lifecycle, in-memory runner."""
+"""Projections, storage-agnostic: Projection base, buffered writes, lifecycle, in-memory runner."""
 
-from cqrs_mongo.projections.context import GuardedWrite, ProjectionContext
+from cqrs_mongo.projections.context import ProjectionContext, ProjectionWrite
 from cqrs_mongo.projections.in_memory import (
+    AfterCommit,
     InMemoryProjectionContext,
     InMemoryProjectionRunner,
     InMemoryProjectionStore,
+    run_after_commit,
 )
 from cqrs_mongo.projections.in_memory_query import (
     InMemoryProjectionPersistence,
     shared_projection_store,
 )
-from cqrs_mongo.projections.lifecycle import Lag, RetryPolicy, WorkerLifecycle, WorkerState
+from cqrs_mongo.projections.keys import identity_key
+from cqrs_mongo.projections.lifecycle import (
+    Lag,
+    ProjectionStatus,
+    RetryPolicy,
+    WorkerLifecycle,
+    WorkerState,
+)
 from cqrs_mongo.projections.parked import ParkedEvent
 from cqrs_mongo.projections.projection import Projection
-from cqrs_mongo.projections.stream_keys import decode_stream_key, encode_stream_key
-from cqrs_mongo.projections.update_operators import (
-    APPLIED_COUNT_FIELD,
-    APPLIED_FIELD,
-    BOOKKEEPING_FIELDS,
-)
+from cqrs_mongo.projections.update_operators import BOOKKEEPING_FIELDS
 
 __all__ = [
-    "APPLIED_COUNT_FIELD",
-    "APPLIED_FIELD",
     "BOOKKEEPING_FIELDS",
-    "GuardedWrite",
+    "AfterCommit",
     "InMemoryProjectionContext",
     "InMemoryProjectionPersistence",
     "InMemoryProjectionRunner",
@@ -33,10 +35,12 @@ __all__ = [
     "ParkedEvent",
     "Projection",
     "ProjectionContext",
+    "ProjectionStatus",
+    "ProjectionWrite",
     "RetryPolicy",
     "WorkerLifecycle",
     "WorkerState",
-    "decode_stream_key",
-    "encode_stream_key",
+    "identity_key",
+    "run_after_commit",
     "shared_projection_store",
 ]

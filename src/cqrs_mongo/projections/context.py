@@ -1,34 +1,29 @@
-"""The context a projection handler writes through: buffered, guarded, exactly-once updates.
+"""The context a projection handler writes through: buffered, merged, one update per document.
 
 A handler says what should change (``await ctx.upsert(order_id, {"$set": {...}})``); the
-context collects the changes one event makes to each document, merges them into one update,
-and adds the idempotency guard when the event ends. The guard is a single conditional update:
-the document changes only if its ``_applied.<stream key>`` is below the event's version, and
-the same update records the version and adds one to ``_applied_count``. Replaying an event
-the document has already seen therefore matches nothing and changes nothing.
+context collects the changes one event makes to each document and merges them into one
+update when the event ends. Exactly-once is not the document's business: the runner keeps,
+beside the documents, the last version it applied per stream, skips an event at or below
+it *before* its handler runs, and moves the position in the same transaction as the writes.
+So a handler only ever runs against the state earlier events left, and each write is a plain
+update of one document, with nothing added to it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from cqrs_mongo.errors import ProjectionError
 from cqrs_mongo.eventsourcing import StoredEvent
-from cqrs_mongo.projections.stream_keys import encode_stream_key
-from cqrs_mongo.projections.update_operators import (
-    APPLIED_COUNT_FIELD,
-    APPLIED_FIELD,
-    Update,
-    check_update,
-    merge_updates,
-)
+from cqrs_mongo.projections.keys import identity_key
+from cqrs_mongo.projections.update_operators import Update, check_update, merge_updates
 
 
 @dataclass(slots=True)
-class GuardedWrite:
+class ProjectionWrite:
     """The merged change one event makes to one projection document.
 
     Attributes:
@@ -36,44 +31,35 @@ class GuardedWrite:
         update: the handler's update document, without ``$setOnInsert``.
         on_insert: fields to set only when the document is created (``$setOnInsert``).
         upsert: create the document when it does not exist.
-        stream_key: the encoded id of the event's stream.
-        version: the event's version in its stream.
     """
 
     doc_id: Any
     update: Update
     on_insert: dict[str, Any]
     upsert: bool
-    stream_key: str
-    version: int
 
-    @property
-    def applied_path(self) -> str:
-        """The field holding the last version applied from this event's stream."""
-        return f"{APPLIED_FIELD}.{self.stream_key}"
+    def statements(self) -> list[Update]:
+        """The update documents to send for ``_id: doc_id``, in order (usually one).
 
-    def guard_filter(self) -> dict[str, Any]:
-        """``{_id, "_applied.<key>": {$not: {$gte: version}}}``: only if not yet applied.
-
-        ``$not`` also matches a document that has never seen the stream (field missing).
+        ``$setOnInsert`` rides in the same update unless it names a field the update also
+        changes (the server refuses two operators on one path); then the insert-only part
+        goes first, in its own upsert, and the update follows, as the handler meant.
         """
-        return {"_id": self.doc_id, self.applied_path: {"$not": {"$gte": self.version}}}
+        if not self.on_insert or not self.upsert:
+            return [self.update]
+        if _overlaps(self.on_insert, self.update):
+            return [{"$setOnInsert": dict(self.on_insert)}, self.update]
+        return [{**self.update, "$setOnInsert": dict(self.on_insert)}]
 
-    def guarded_update(self) -> Update:
-        """The handler's update plus the bookkeeping: record the version, count the event."""
-        bookkeeping: Update = {
-            "$set": {self.applied_path: self.version},
-            "$inc": {APPLIED_COUNT_FIELD: 1},
-        }
-        return merge_updates(self.update, bookkeeping)
 
-    def skeleton(self) -> Update:
-        """The upsert creating the document if missing, so the guarded update can match it.
-
-        It only ever inserts (``$setOnInsert``), so running it against an existing document
-        is a no-op and never a duplicate-key error, which inside a transaction would abort it.
-        """
-        return {"$setOnInsert": {APPLIED_COUNT_FIELD: 0, APPLIED_FIELD: {}, **self.on_insert}}
+def _overlaps(on_insert: Mapping[str, Any], update: Update) -> bool:
+    inserted = list(on_insert)
+    for fields in update.values():
+        for path in fields:
+            for other in inserted:
+                if path == other or path.startswith(other + ".") or other.startswith(path + "."):
+                    return True
+    return False
 
 
 @dataclass(slots=True)
@@ -84,15 +70,15 @@ class _Pending:
 
 
 class ProjectionContext(ABC):
-    """What a projection handler receives with each event: its envelope and guarded writes.
+    """What a projection handler receives with each event: its envelope and buffered writes.
 
-    Writes are buffered per document while the handler runs and handed to the store, merged
-    and guarded, when the event ends; :meth:`get` reads what earlier events wrote.
+    Writes are buffered per document while the handler runs and handed to the store, merged,
+    when the event ends; :meth:`get` reads what earlier events wrote.
     """
 
     def __init__(self) -> None:
         self._stored: StoredEvent | None = None
-        self._pending: dict[str, tuple[Any, _Pending]] = {}
+        self._pending: dict[Hashable, tuple[Any, _Pending]] = {}
 
     @property
     def stored(self) -> StoredEvent:
@@ -162,14 +148,10 @@ class ProjectionContext(ABC):
         self._stored = stored
         self._pending.clear()
 
-    def end_event(self) -> list[GuardedWrite]:
-        """The guarded writes of the event that just ran, in the order documents were touched."""
-        stored = self.stored
-        key = encode_stream_key(stored.stream_id)
+    def end_event(self) -> list[ProjectionWrite]:
+        """The writes of the event that just ran, in the order documents were touched."""
         writes = [
-            GuardedWrite(
-                doc_id, pending.update, pending.on_insert, pending.upsert, key, stored.version
-            )
+            ProjectionWrite(doc_id, pending.update, pending.on_insert, pending.upsert)
             for doc_id, pending in self._pending.values()
         ]
         self._stored = None
@@ -179,7 +161,7 @@ class ProjectionContext(ABC):
     def _add(self, doc_id: Any, update: Update, *, upsert: bool) -> None:
         self.stored  # noqa: B018 - raises when idle, before anything is buffered
         on_insert = update.pop("$setOnInsert", {})
-        key = encode_stream_key(doc_id)
+        key = identity_key(doc_id)
         known = self._pending.get(key)
         if known is None:
             self._pending[key] = (doc_id, _Pending(update, upsert, dict(on_insert)))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
 
 from cqrs_mongo.errors import ProjectionError
 
@@ -88,3 +90,36 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """The pause after failed attempt number ``attempt`` (from 1)."""
         return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+StatusState = Literal["streaming", "catching_up", "standby", "stopped", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionStatus:
+    """What a projection worker reports about itself, for operators and health checks.
+
+    Attributes:
+        name: the projection's name.
+        state: ``streaming`` (following the change stream), ``catching_up`` (reading the
+            events collection), ``standby`` (running, but another worker holds the lease),
+            ``stopped``, or ``failed`` (the worker's loop task died; ``last_error`` says why).
+        lag_events: events committed but not applied yet (``None`` when it could not be
+            counted).
+        lag_seconds: age of the oldest such event (``None`` when unknown).
+        checkpoint_age_seconds: time since the checkpoint last moved (``None``: never).
+        parked: how many events are parked for the projection's collection.
+        last_error: the last failure of the worker's loop, one line, or ``None``.
+        lease_owner: the worker holding the projection's lease (``None``: nobody).
+        lease_expires_at: when that lease runs out unless renewed, UTC.
+    """
+
+    name: str
+    state: StatusState
+    lag_events: int | None
+    lag_seconds: float | None
+    checkpoint_age_seconds: float | None
+    parked: int
+    last_error: str | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None

@@ -14,14 +14,10 @@ from typing import Any
 
 from cqrs_mongo.errors import ProjectionError
 
-APPLIED_FIELD = "_applied"
-"""Per source stream (encoded key), the last event version applied to the document."""
-
-APPLIED_COUNT_FIELD = "_applied_count"
-"""How many events have changed the document: each applied event adds exactly one."""
-
-BOOKKEEPING_FIELDS = (APPLIED_FIELD, APPLIED_COUNT_FIELD)
-"""Fields the projection store owns; readers strip them before validating a DTO."""
+BOOKKEEPING_FIELDS = ("_applied", "_applied_count")
+"""Fields earlier versions of the projection store kept in each document (a per-stream map of
+applied versions and a counter). Stream positions now live in their own collection; handlers
+still may not write these names, and readers strip them from documents written before."""
 
 SUPPORTED_OPERATORS = frozenset(
     {"$set", "$unset", "$inc", "$min", "$max", "$push", "$addToSet", "$setOnInsert"}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cqrs_mongo.domain import DomainEvent
-from cqrs_mongo.errors import ConfigurationError, ProjectionError
+from cqrs_mongo.errors import ConfigurationError, ProjectionError, ProjectionGapError
 from cqrs_mongo.eventsourcing import InMemoryEventStore
 from cqrs_mongo.projections import (
     InMemoryProjectionRunner,
@@ -17,7 +17,6 @@ from cqrs_mongo.projections import (
     RetryPolicy,
     WorkerLifecycle,
     WorkerState,
-    encode_stream_key,
 )
 
 
@@ -69,7 +68,8 @@ async def test_the_runner_folds_an_event_store_into_documents() -> None:
         "price": Decimal("1.10"),
         "state": "open",
     }
-    assert runner.get("totals", bookkeeping=True)["_applied_count"] == 3  # type: ignore[index]
+    assert runner.get("totals") == {"_id": "totals", "opened": 3}
+    assert (runner.position("t.1"), runner.position("t.2")) == (2, 2)
 
 
 async def test_applying_the_same_events_again_changes_nothing() -> None:
@@ -77,12 +77,12 @@ async def test_applying_the_same_events_again_changes_nothing() -> None:
     await opened(store, "t.1", "a", "b")
     runner = InMemoryProjectionRunner(TicketBoard())
     await runner.apply_store(store)
-    before = runner.documents(bookkeeping=True)
+    before = runner.documents()
 
-    await runner.apply_store(store)
-    await runner.apply(await store.read_stream("t.1", after_version=1))
+    assert await runner.apply_store(store) == 0  # every event skipped before its handler
+    assert await runner.apply(await store.read_stream("t.1", after_version=1)) == 0
 
-    assert runner.documents(bookkeeping=True) == before
+    assert runner.documents() == before
 
 
 async def test_a_failing_handler_names_the_event_and_writes_nothing() -> None:
@@ -95,8 +95,13 @@ async def test_a_failing_handler_names_the_event_and_writes_nothing() -> None:
         ProjectionError, match=r"ticket.closed.v1 't.9'@2 failed: closing is broken"
     ):
         await runner.apply_store(store)
-    first_only = {encode_stream_key("t.9"): 1}
-    assert runner.get("t.9", bookkeeping=True)["_applied"] == first_only  # type: ignore[index]
+    assert runner.position("t.9") == 1
+    assert runner.get("t.9") == {
+        "_id": "t.9",
+        "title": "a",
+        "price": Decimal("1.10"),
+        "state": "open",
+    }
 
 
 def test_handlers_are_found_by_stored_event_type() -> None:
@@ -136,3 +141,67 @@ def test_retry_delays_double_up_to_the_cap() -> None:
     policy = RetryPolicy(base_delay=0.5, max_delay=3.0)
 
     assert [policy.delay(n) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+class CountingBoard(TicketBoard):
+    """Counts handler runs per (stream, version) and checks the state earlier events left."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: dict[tuple[Any, int], int] = {}
+
+    async def on_TicketOpened(self, event: TicketOpened, ctx: ProjectionContext) -> None:
+        key = (ctx.stream_id, ctx.version)
+        self.calls[key] = self.calls.get(key, 0) + 1
+        seen = await ctx.get(ctx.stream_id)
+        if ctx.version > 1 and (seen is None or seen["title"] == event.title):
+            raise AssertionError(f"handler saw a state later than version {ctx.version - 1}")
+        await super().on_TicketOpened(event, ctx)
+
+
+async def test_replayed_events_never_reach_the_handler_again() -> None:
+    store = InMemoryEventStore()
+    await opened(store, "t.1", "a", "b", "c")
+    board = CountingBoard()
+    runner = InMemoryProjectionRunner(board)
+    events = await store.read_stream("t.1")
+
+    await runner.apply(events[:2])
+    await runner.apply(events)  # overlaps what was applied
+    await runner.apply_store(store)
+
+    assert board.calls == {("t.1", 1): 1, ("t.1", 2): 1, ("t.1", 3): 1}
+
+
+async def test_an_event_past_a_gap_is_refused_and_nothing_moves() -> None:
+    store = InMemoryEventStore()
+    await opened(store, "t.1", "a", "b", "c")
+    runner = InMemoryProjectionRunner(TicketBoard())
+    first, _, third = await store.read_stream("t.1")
+
+    await runner.apply([first])
+    with pytest.raises(ProjectionGapError, match=r"'t.1'@3 arrived with the stream at version 1"):
+        await runner.apply([third])
+    assert runner.position("t.1") == 1
+
+
+async def test_after_commit_callbacks_get_the_changed_ids_and_a_failing_one_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = InMemoryEventStore()
+    await opened(store, "t.1", "a")
+    await opened(store, "t.2", "b")
+    seen: list[Any] = []
+
+    async def broken(changes: Any) -> None:
+        raise RuntimeError("cache down")
+
+    runner = InMemoryProjectionRunner(TicketBoard(), after_commit=[broken])
+    runner.add_after_commit(seen.append)
+
+    await runner.apply_store(store)
+    await runner.apply_store(store)  # nothing new: no call
+
+    assert seen == [{"ticket_board": frozenset({"t.1", "t.2", "totals"})}]
+    assert "after-commit callback failed" in caplog.text
+    assert runner.position("t.2") == 1

@@ -15,7 +15,12 @@ in that order. So a feed position is either
   per-stream version guard turns the overlap into no-ops.
 
 A stored token that has fallen out of the oplog raises :class:`FeedHistoryLost`; the worker
-then starts a new catch-up read from the beginning, and again the guard makes it exactly-once.
+then starts a new catch-up read (see the worker), and the per-stream positions skip what it
+already applied.
+
+A stored event that cannot be decoded (a field missing or of the wrong type) does not stop the
+feed: it comes out as a :class:`FeedItem` whose ``undecodable`` names the reason, carrying the
+raw document, and the worker parks it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId, Timestamp
@@ -45,7 +50,17 @@ HISTORY_LOST_CODES = frozenset({260, 280, 286})
 
 # BSON's comparison order of the type brackets a stream id may belong to ($gt only compares
 # within one bracket, so the catch-up keyset must name the later brackets explicitly).
-_BRACKETS = ("number", "string", "object", "array", "binData", "objectId", "bool", "date")
+_BRACKETS = (
+    "null",
+    "number",
+    "string",
+    "object",
+    "array",
+    "binData",
+    "objectId",
+    "bool",
+    "date",
+)
 
 
 class FeedHistoryLost(ProjectionError):
@@ -86,7 +101,7 @@ class FeedPosition:
         after = document.get("after")
         return cls(
             start_at=document["start_at"],
-            after=None if after is None else (after["stream_id"], int(after["version"])),
+            after=None if after is None else (after["stream_id"], after["version"]),
             resume_token=document.get("resume_token"),
             streaming=bool(document.get("streaming")),
         )
@@ -101,12 +116,65 @@ class FeedItem:
         position: the feed position after this event (its checkpoint once applied).
         cluster_time: the commit's cluster time (streaming only).
         committed_at: the commit's wall-clock time (streaming only).
+        undecodable: why the stored document could not be decoded (``event`` is then a
+            stand-in holding what could be read: stream id, version, type).
+        raw: the stored document, for an undecodable event.
     """
 
     event: StoredEvent
     position: FeedPosition
     cluster_time: Timestamp | None = None
     committed_at: datetime | None = None
+    undecodable: str | None = None
+    raw: Mapping[str, Any] | None = None
+
+
+def decode_event(document: Mapping[str, Any]) -> tuple[StoredEvent, str | None]:
+    """The event a stored document holds, or a stand-in and the reason it cannot be decoded.
+
+    The stand-in keeps the stream id and version when they are usable (version 0 when not,
+    which holds every later event of the stream behind it).
+    """
+    reason = undecodable_reason(document)
+    if reason is None:
+        try:
+            return event_from_document(document), None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            reason = f"stored event cannot be decoded: {type(exc).__name__}: {exc}"
+    version = document.get("version")
+    usable = isinstance(version, int) and not isinstance(version, bool) and version >= 1
+    event_id = document.get("_id")
+    return (
+        StoredEvent(
+            stream_id=document.get("stream_id"),
+            stream_type=str(document.get("stream_type", "")),
+            version=int(version) if usable else 0,  # type: ignore[arg-type]
+            event_type=str(document.get("event_type", "")),
+            schema_version=1,
+            payload={},
+            event_id=event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(int=0),
+            occurred_at=datetime.now(UTC),
+        ),
+        reason,
+    )
+
+
+def undecodable_reason(document: Mapping[str, Any]) -> str | None:
+    """Why ``document`` is not a decodable stored event, or ``None`` when it is."""
+    for name in ("stream_id", "stream_type", "version", "event_type", "occurred_at"):
+        if name not in document or document[name] is None:
+            return f"stored event has no {name!r}"
+    if isinstance(document["stream_id"], Mapping | list):
+        return f"stored event's 'stream_id' is a {type(document['stream_id']).__name__}"
+    version = document["version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        return f"stored event's 'version' is {version!r}, expected an integer from 1"
+    if not isinstance(document["occurred_at"], datetime):
+        return f"stored event's 'occurred_at' is a {type(document['occurred_at']).__name__}"
+    payload = document.get("payload")
+    if payload is not None and not isinstance(payload, Mapping):
+        return f"stored event's 'payload' is a {type(payload).__name__}, expected a document"
+    return None
 
 
 class MongoEventFeed:
@@ -218,9 +286,13 @@ class MongoEventFeed:
         cursor = majority.find(self._catch_up_filter(position)).sort(_ORDER).limit(limit)
         items = []
         for document in await driver.to_list(cursor):
-            event = event_from_document(document)
-            after = FeedPosition(start_at=position.start_at, after=(event.stream_id, event.version))
-            items.append(FeedItem(event, after))
+            event, reason = decode_event(document)
+            # The keyset goes on from the stored values, decodable or not.
+            after = FeedPosition(
+                start_at=position.start_at,
+                after=(document.get("stream_id"), document.get("version")),  # type: ignore[arg-type]
+            )
+            items.append(FeedItem(event, after, undecodable=reason, raw=document))
         return items
 
     def _catch_up_filter(self, position: FeedPosition) -> dict[str, Any]:
@@ -248,9 +320,17 @@ class MongoEventFeed:
                     resume_token=self._stream.resume_token,
                     streaming=True,
                 )
-                event = event_from_document(change["fullDocument"])
+                document = change["fullDocument"]
+                event, reason = decode_event(document)
                 items.append(
-                    FeedItem(event, after, change.get("clusterTime"), change.get("wallTime"))
+                    FeedItem(
+                        event,
+                        after,
+                        change.get("clusterTime"),
+                        change.get("wallTime"),
+                        undecodable=reason,
+                        raw=document,
+                    )
                 )
         except BaseException:
             await self.close()
@@ -307,20 +387,36 @@ def _history_lost(exc: OperationFailure) -> FeedHistoryLost:
     return FeedHistoryLost(f"The change stream cannot resume from the checkpoint: {exc}")
 
 
-def _after_filter(stream_id: Any, version: int) -> dict[str, Any]:
-    """Events after ``(stream_id, version)`` in ``(stream_id, version)`` order."""
+def _after_filter(stream_id: Any, version: Any) -> dict[str, Any]:
+    """Events after ``(stream_id, version)`` in ``(stream_id, version)`` order.
+
+    ``version`` is normally an integer; an undecodable event's may be anything (or ``None``),
+    and the keyset still moves past it rather than losing the rest of the stream.
+    """
+    same_stream: list[dict[str, Any]] = [{"version": {"$gt": version}}]
+    later_versions = _later_brackets(version)
+    if later_versions:
+        same_stream.append({"version": {"$type": later_versions}})
     clauses: list[dict[str, Any]] = [
-        {"stream_id": {"$eq": stream_id}, "version": {"$gt": version}},
+        {"stream_id": {"$eq": stream_id}, "$or": same_stream},
         {"stream_id": {"$gt": stream_id}},
     ]
-    bracket = _bracket(stream_id)
-    if bracket is not None:
-        later = list(_BRACKETS[_BRACKETS.index(bracket) + 1 :])
-        clauses.append({"stream_id": {"$type": later}})
+    later_streams = _later_brackets(stream_id)
+    if later_streams:
+        clauses.append({"stream_id": {"$type": later_streams}})
     return {"$or": clauses}
 
 
+def _later_brackets(value: Any) -> list[str]:
+    bracket = _bracket(value)
+    if bracket is None:
+        return []
+    return list(_BRACKETS[_BRACKETS.index(bracket) + 1 :])
+
+
 def _bracket(value: Any) -> str | None:
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int | float):

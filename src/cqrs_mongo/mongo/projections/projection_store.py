@@ -3,11 +3,12 @@
 Collections (names configurable):
 
 * each projection's own collection (``order_summaries``, after a rebuild
-  ``order_summaries__v2``...): one document per read-model row, plus the bookkeeping fields
-  ``_applied`` (per encoded stream id, the last version applied; see
-  :mod:`cqrs_mongo.projections.stream_keys`) and ``_applied_count``;
+  ``order_summaries__v2``...): one document per read-model row, holding only what the
+  handlers wrote;
+* ``projection_positions``: per projection collection and stream, the last version applied
+  (see :mod:`cqrs_mongo.mongo.projections.stream_positions`);
 * ``projection_checkpoints``: per projection collection, the feed position it has applied up
-  to, written in the same transaction as the projection documents;
+  to and the worker's lease, written in the same transaction as the projection documents;
 * ``projection_aliases``: per projection name, the collection readers should use;
 * ``parked_events``: events a projection set aside, with the error and the stored event.
 
@@ -16,7 +17,8 @@ Every write takes ``session=``: the caller's unit of work decides what commits t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import dataclasses
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,8 +30,9 @@ from cqrs_mongo.eventsourcing import StoredEvent
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.errors import TRANSIENT_TRANSACTION_ERROR, error_labels
 from cqrs_mongo.mongo.eventsourcing.event_store import event_from_document, event_to_document
-from cqrs_mongo.mongo.projections.event_feed import FeedPosition
-from cqrs_mongo.projections import BOOKKEEPING_FIELDS, ParkedEvent, ProjectionContext
+from cqrs_mongo.mongo.projections.event_feed import FeedPosition, decode_event
+from cqrs_mongo.mongo.projections.stream_positions import DEFAULT_POSITIONS, StreamPositions
+from cqrs_mongo.projections import BOOKKEEPING_FIELDS, ParkedEvent, ProjectionContext, identity_key
 
 DEFAULT_CHECKPOINTS = "projection_checkpoints"
 DEFAULT_ALIASES = "projection_aliases"
@@ -41,7 +44,7 @@ PARKED_INDEX = IndexModel(
 )
 
 EXCLUDE_BOOKKEEPING = dict.fromkeys(BOOKKEEPING_FIELDS, 0)
-"""A find projection leaving the store's bookkeeping fields out."""
+"""A find projection leaving out the bookkeeping fields earlier versions wrote."""
 
 
 class StagedWriteError(ProjectionError):
@@ -59,19 +62,22 @@ class StagedWriteError(ProjectionError):
 
 
 class MongoProjectionContext(ProjectionContext):
-    """A :class:`ProjectionContext` writing guarded updates to one collection in one session.
+    """A :class:`ProjectionContext` writing to one collection in one session.
 
-    Each event's writes are staged as a pair of updates per document: an upsert that only
-    ever creates the document (``$setOnInsert``), then the guarded update. Neither can fail
-    on a replayed event (a duplicate-key error would abort the whole transaction); the
-    guarded one simply matches nothing. Staged updates go to the server in one ordered
-    ``bulk_write`` per batch, or before a read.
+    Each event's writes become one update per document (two when a ``$setOnInsert`` names
+    a field the update also changes). Staged updates go to the server in one ordered
+    ``bulk_write`` per batch, or before a read. The runner has already skipped any event
+    applied before, so the updates carry no guard.
+
+    Attributes:
+        changed: the ids of the documents written to since the context was made.
     """
 
     def __init__(self, collection: Any, session: Any) -> None:
         super().__init__()
         self.collection = collection
         self.session = session
+        self.changed: dict[Hashable, Any] = {}
         self._staged: list[UpdateOne] = []
         self._owners: list[int] = []
 
@@ -83,11 +89,12 @@ class MongoProjectionContext(ProjectionContext):
         """
         writes = self.end_event()
         for write in writes:
-            if write.upsert:
-                self._staged.append(UpdateOne({"_id": write.doc_id}, write.skeleton(), upsert=True))
+            for statement in write.statements():
+                self._staged.append(
+                    UpdateOne({"_id": write.doc_id}, statement, upsert=write.upsert)
+                )
                 self._owners.append(owner)
-            self._staged.append(UpdateOne(write.guard_filter(), write.guarded_update()))
-            self._owners.append(owner)
+            self.changed[identity_key(write.doc_id)] = write.doc_id
         return len(writes)
 
     async def flush(self) -> None:
@@ -108,7 +115,7 @@ class MongoProjectionContext(ProjectionContext):
             raise StagedWriteError(owners[int(errors[0]["index"])], exc) from exc
 
     async def get(self, doc_id: Any) -> dict[str, Any] | None:
-        """Document ``doc_id`` as earlier events left it, without bookkeeping fields."""
+        """Document ``doc_id`` as earlier events left it."""
         await self.flush()
         document: dict[str, Any] | None = await self.collection.find_one(
             {"_id": doc_id}, EXCLUDE_BOOKKEEPING, session=self.session
@@ -124,6 +131,7 @@ class MongoProjectionStore:
         checkpoints: the checkpoints collection.
         aliases: the aliases collection.
         parked: the parked-events collection.
+        positions: the per-stream positions collection.
     """
 
     def __init__(
@@ -133,11 +141,13 @@ class MongoProjectionStore:
         checkpoints: str = DEFAULT_CHECKPOINTS,
         aliases: str = DEFAULT_ALIASES,
         parked: str = DEFAULT_PARKED,
+        positions: str = DEFAULT_POSITIONS,
     ) -> None:
         self.database = database
         self.checkpoints = database[checkpoints]
         self.aliases = database[aliases]
         self.parked_events = database[parked]
+        self.positions = StreamPositions(database, positions)
 
     async def ensure_indexes(self) -> None:
         """Create the parked-events index (idempotent)."""
@@ -173,32 +183,61 @@ class MongoProjectionStore:
     async def load_checkpoint(self, collection: str, *, session: Any = None) -> FeedPosition | None:
         """The feed position ``collection`` has applied up to, or ``None`` if it never ran."""
         checkpoint = await self.checkpoints.find_one({"_id": collection}, session=session)
-        return None if checkpoint is None else FeedPosition.from_document(checkpoint["position"])
+        if checkpoint is None or checkpoint.get("position") is None:
+            return None
+        return FeedPosition.from_document(checkpoint["position"])
 
     async def save_checkpoint(
-        self, collection: str, position: FeedPosition, events: int, *, session: Any
-    ) -> None:
-        """Record that ``collection`` has applied the feed up to ``position``."""
-        await self.checkpoints.update_one(
-            {"_id": collection},
-            {
-                "$set": {"position": position.to_document(), "at": _now()},
-                "$inc": {"events": events},
-            },
-            upsert=True,
+        self,
+        collection: str,
+        position: FeedPosition,
+        events: int,
+        *,
+        session: Any,
+        fence: Mapping[str, Any] | None = None,
+        lease_expires_at: datetime | None = None,
+    ) -> bool:
+        """Record that ``collection`` has applied the feed up to ``position``.
+
+        With ``fence`` (the lease holder's token filter) the update lands only while that
+        lease is current, and renews it until ``lease_expires_at``; without, it upserts.
+
+        Returns:
+            Whether the checkpoint was written (``False``: the fence matched nothing).
+        """
+        changes: dict[str, Any] = {"position": position.to_document(), "at": _now()}
+        if lease_expires_at is not None:
+            changes["lease.expires_at"] = lease_expires_at
+        result = await self.checkpoints.update_one(
+            {"_id": collection, **(fence or {})},
+            {"$set": changes, "$inc": {"events": events}},
+            upsert=fence is None,
             session=session,
         )
+        return fence is None or result.matched_count == 1
+
+    async def checkpoint_document(self, collection: str) -> dict[str, Any] | None:
+        """The raw checkpoint document of ``collection`` (position, lease, counters)."""
+        document: dict[str, Any] | None = await self.checkpoints.find_one({"_id": collection})
+        return document
 
     async def delete_checkpoint(self, collection: str) -> None:
-        """Forget where ``collection`` was (before building it again from scratch)."""
+        """Forget where ``collection`` was and what it applied (before building it again)."""
         await self.checkpoints.delete_one({"_id": collection})
+        await self.positions.delete(collection)
+
+    async def parked_count(self, collection: str) -> int:
+        """How many events are parked for ``collection``."""
+        count: int = await self.parked_events.count_documents({"collection": collection})
+        return count
 
     # --- parked events -------------------------------------------------------------------
 
     async def held_streams(
         self, collection: str, stream_ids: Iterable[Any], *, session: Any
-    ) -> dict[Any, int]:
-        """For each of ``stream_ids`` with parked events, the version of its first one."""
+    ) -> dict[Hashable, int]:
+        """For each of ``stream_ids`` with parked events, the version of its first one
+        (keyed by :func:`~cqrs_mongo.projections.identity_key`)."""
         ids = list(stream_ids)
         if not ids:
             return {}
@@ -207,9 +246,9 @@ class MongoProjectionStore:
             {"stream_id": 1, "version": 1},
             session=session,
         )
-        first: dict[Any, int] = {}
+        first: dict[Hashable, int] = {}
         for doc in await driver.to_list(cursor):
-            key = _hashable(doc["stream_id"])
+            key = identity_key(doc["stream_id"])
             first[key] = min(first.get(key, doc["version"]), doc["version"])
         return first
 
@@ -222,8 +261,13 @@ class MongoProjectionStore:
         attempts: int,
         held_behind: int | None,
         session: Any,
+        raw: Mapping[str, Any] | None = None,
     ) -> None:
-        """Set ``event`` aside for ``collection``; parking it again changes nothing."""
+        """Set ``event`` aside for ``collection``; parking it again changes nothing.
+
+        ``raw`` is the stored document of an event that could not be decoded; it is kept
+        as it was, and ``event`` only gives the stream id, version and type it claims.
+        """
         key = {"collection": collection, "stream_id": event.stream_id, "version": event.version}
         document = {
             **key,
@@ -233,7 +277,8 @@ class MongoProjectionStore:
             "attempts": attempts,
             "parked_at": _now(),
             "held_behind": held_behind,
-            "event": event_to_document(event),
+            "event": dict(raw) if raw is not None else event_to_document(event),
+            "undecodable": raw is not None,
         }
         # $setOnInsert, not insert: a duplicate key would abort the worker's transaction.
         await self.parked_events.update_one(
@@ -246,10 +291,21 @@ class MongoProjectionStore:
 
     async def parked_events_of(
         self, collection: str, stream_id: Any, *, session: Any = None
-    ) -> list[tuple[StoredEvent, int]]:
-        """The parked events of one stream, oldest first, with their attempt counts."""
+    ) -> list[tuple[StoredEvent, Mapping[str, Any] | None]]:
+        """The parked events of one stream, oldest first; for one that could not be decoded,
+        a stand-in (stream id and version as parked) and its stored document."""
         documents = await self._parked_documents(collection, stream_id, session=session)
-        return [(event_from_document(doc["event"]), int(doc["attempts"])) for doc in documents]
+        parked: list[tuple[StoredEvent, Mapping[str, Any] | None]] = []
+        for doc in documents:
+            if doc.get("undecodable"):
+                event, _ = decode_event(doc["event"])
+                stand_in = dataclasses.replace(
+                    event, stream_id=doc["stream_id"], version=int(doc["version"])
+                )
+                parked.append((stand_in, doc["event"]))
+            else:
+                parked.append((event_from_document(doc["event"]), None))
+        return parked
 
     async def parked_stream_ids(self, collection: str) -> list[Any]:
         """The streams with parked events for ``collection``."""
@@ -295,15 +351,6 @@ def _parked_event(doc: dict[str, Any]) -> ParkedEvent:
         parked_at=doc["parked_at"],
         held_behind=doc.get("held_behind"),
     )
-
-
-def _hashable(value: Any) -> Any:
-    return repr(value) if isinstance(value, dict | list) else value
-
-
-def stream_lookup_key(stream_id: Any) -> Any:
-    """The key :meth:`MongoProjectionStore.held_streams` uses for ``stream_id``."""
-    return _hashable(stream_id)
 
 
 def _now() -> datetime:

@@ -1,20 +1,26 @@
 """The projection worker: feeds events to a projection in batches, exactly once, and rebuilds it.
 
-Each batch is one transaction holding the projection documents it changed *and* the
-checkpoint (the feed position after the batch's last event). A crash anywhere therefore
-leaves either both or neither: on restart the worker resumes from the checkpoint, and an
-event whose effects committed is never applied again, while one whose effects did not commit
-is applied. The per-stream version guard of the projection store makes any overlap (catch-up
-joining the change stream, a resume after lost history, two workers racing) harmless.
+Each batch is one transaction holding the projection documents it changed, the per-stream
+positions it moved (:mod:`~cqrs_mongo.mongo.projections.stream_positions`) *and* the checkpoint
+(the feed position after the batch's last event), whose update also renews the worker's lease
+and is fenced by its token (:mod:`~cqrs_mongo.mongo.projections.lease`). A crash anywhere
+leaves all or none of it. An event at or below its stream's position is skipped before its
+handler runs, so handler runs are exactly-once whatever the feed repeats (catch-up joining
+the change stream, a resume, a takeover); an event beyond position + 1 is a gap, filled from
+the events collection before going on (:mod:`~cqrs_mongo.mongo.projections.batch_applier`).
+
+History loss (the change stream cannot resume, or a gap shows the feed skipped events) starts
+a repair round: a new catch-up read from a fresh cluster time. It re-reads the events but runs
+handlers only for events past their stream's position, and it resumes from its own checkpoint
+after a crash, so it converges instead of starting over.
+
+Several workers may run for one projection: one holds the lease and applies batches, the
+others are hot standbys that poll the lease and take over once it expires.
 
 A failing event is retried alone with backoff; after ``RetryPolicy.max_attempts`` it is parked
 (``parked_events``) together with the checkpoint moving past it, and later events of its
-stream are parked behind it, so its stream stays in order while other streams go on.
-:meth:`MongoProjectionWorker.replay_parked` applies a stream's parked events in order once
-the handler is fixed.
-
-Run one worker per projection: two would not corrupt anything (the guard and the checkpoint's
-write conflicts see to that), but they would do the work twice.
+stream are parked behind it, so its stream stays in order while other streams go on. A stored
+event that cannot be decoded is parked the same way, with the reason.
 """
 
 from __future__ import annotations
@@ -23,52 +29,48 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from bson import Timestamp
 
-from cqrs_mongo.errors import ConfigurationError, ProjectionError
-from cqrs_mongo.eventsourcing import StoredEvent
+from cqrs_mongo.errors import ConfigurationError, ProjectionError, ProjectionLeaseLost
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.eventsourcing.event_store import DEFAULT_EVENTS_COLLECTION
 from cqrs_mongo.mongo.indexes import IndexSpec
+from cqrs_mongo.mongo.projections import worker_maintenance
+from cqrs_mongo.mongo.projections.batch_applier import BatchApplier, BatchResult, HandlerFailed
 from cqrs_mongo.mongo.projections.event_feed import (
     FeedHistoryLost,
     FeedItem,
     FeedPosition,
     MongoEventFeed,
 )
-from cqrs_mongo.mongo.projections.projection_store import (
-    MongoProjectionStore,
-    StagedWriteError,
-    stream_lookup_key,
-)
+from cqrs_mongo.mongo.projections.lease import PinnedUnitOfWork, ProjectionLease, default_owner
+from cqrs_mongo.mongo.projections.projection_store import MongoProjectionStore
+from cqrs_mongo.mongo.transactions.runner import RetryBudget, run_with_retries
 from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
 from cqrs_mongo.persistence.hooks import Hooks, observed
 from cqrs_mongo.projections import (
+    AfterCommit,
     Lag,
     ParkedEvent,
     Projection,
+    ProjectionStatus,
     RetryPolicy,
     WorkerLifecycle,
     WorkerState,
+    run_after_commit,
 )
+from cqrs_mongo.projections.keys import hashable_id
 
 logger = logging.getLogger("cqrs_mongo.mongo.projections.projection_worker")
 
+DEFAULT_LEASE_SECONDS = 5.0
+
 # No hooks of its own: the process-wide observers (tracing) alone watch batches.
 _OBSERVERS = Hooks()
-
-
-class _HandlerFailed(Exception):
-    """The event at ``index`` of a batch failed; the batch's transaction is rolled back."""
-
-    def __init__(self, index: int, error: BaseException) -> None:
-        self.index = index
-        self.error = error
-        super().__init__(f"Event {index} of the batch failed: {error}")
 
 
 class MongoProjectionWorker:
@@ -85,13 +87,23 @@ class MongoProjectionWorker:
         projection: the projection to feed.
         uow_factory: makes the units of work batches run in (a transaction-capable deployment).
         events_collection: the events collection.
-        store: where projection documents, checkpoints, aliases and parked events live.
-        batch_size: events per transaction.
+        store: where projection documents, positions, checkpoints, aliases and parked events
+            live.
+        batch_size: events per transaction, at most.
         retry: how a failing event is retried before it is parked.
         max_await_ms: how long one read waits on the change stream for new events.
         collection: pin the worker to this collection instead of following the alias.
         idle_checkpoint_seconds: while no event of the projection's types arrives, how often
             the checkpoint still moves on with the change stream (so it stays in the oplog).
+        lease_seconds: how long the lease lasts without renewal; a standby takes over after
+            it (plus up to ``standby_poll_seconds``).
+        standby_poll_seconds: how often a standby checks the lease (default: a fifth of it).
+        max_batch_seconds: how long one batch may run handlers before it commits (default:
+            a third of the lease), so transactions stay short.
+        max_commit_ms: ``maxCommitTimeMS`` of the batch transactions.
+        worker_id: this worker's name in the lease (default ``host:pid:random``).
+        after_commit: callbacks called with the ids of the documents each committed batch
+            changed (see :meth:`add_after_commit`).
     """
 
     def __init__(
@@ -106,6 +118,12 @@ class MongoProjectionWorker:
         max_await_ms: int = 100,
         collection: str | None = None,
         idle_checkpoint_seconds: float = 60.0,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        standby_poll_seconds: float | None = None,
+        max_batch_seconds: float | None = None,
+        max_commit_ms: int = 2_000,
+        worker_id: str | None = None,
+        after_commit: Iterable[AfterCommit] = (),
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -119,8 +137,23 @@ class MongoProjectionWorker:
         self.retry = retry if retry is not None else RetryPolicy()
         self.max_await_ms = max_await_ms
         self.feed = self._new_feed()
-        self.collection = collection
+        self.collection: str | None = collection
         self.idle_checkpoint_seconds = idle_checkpoint_seconds
+        self.lease = ProjectionLease(
+            self.store.checkpoints, uow_factory.client, worker_id or default_owner(), lease_seconds
+        )
+        self.standby_poll_seconds = (
+            standby_poll_seconds if standby_poll_seconds is not None else lease_seconds / 5
+        )
+        self.max_commit_ms = max_commit_ms
+        self.applier = BatchApplier(
+            projection,
+            self.store,
+            self.lease,
+            self.database[events_collection],
+            max_batch_seconds if max_batch_seconds is not None else lease_seconds / 3,
+        )
+        self._after_commit = list(after_commit)
         self._checkpointed_at = time.monotonic()
         self.last_error: BaseException | None = None
         self._position: FeedPosition | None = None
@@ -129,11 +162,23 @@ class MongoProjectionWorker:
         self._life = WorkerLifecycle(self.name)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._standby = False
+        self.repairs = 0
 
     @property
     def state(self) -> WorkerState:
         """Whether the worker's loop is stopped, running or stopping."""
         return self._life.state
+
+    def add_after_commit(self, callback: AfterCommit) -> None:
+        """Call ``callback(changes)`` after each batch that changed documents has committed.
+
+        ``changes`` maps a collection name to the ids of the documents the batch wrote: the
+        physical collection (``order_summaries__v2`` after a rebuild) and, when it differs,
+        the projection's name as well, with the same ids. A callback runs only after the
+        commit; one that fails is logged and neither undoes nor repeats the batch.
+        """
+        self._after_commit.append(callback)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -147,14 +192,16 @@ class MongoProjectionWorker:
         await self._require_replica_set()
         self._life.move_to(WorkerState.RUNNING)
         self._stopping.clear()
+        self.last_error = None
         self._task = asyncio.create_task(self._loop(), name=f"projection:{self.name}")
 
     async def stop(self, *, graceful: bool = True) -> None:
         """Stop the background task; stopping a stopped worker does nothing.
 
-        ``graceful`` lets the batch in flight finish; otherwise the task is cancelled where
-        it stands, as a crash would stop it (its transaction is then rolled back). Either way
-        the worker forgets its position and resumes from the checkpoint when started again.
+        ``graceful`` lets the batch in flight finish and gives the lease up, so a standby
+        takes over at once; otherwise the task is cancelled where it stands, as a crash
+        would stop it (its transaction is then rolled back) and the lease runs out. Either
+        way the worker forgets its position and resumes from the checkpoint when started.
         """
         if self._life.state is not WorkerState.RUNNING or self._task is None:
             return
@@ -170,13 +217,24 @@ class MongoProjectionWorker:
                 raise
         finally:
             self._position = None
+            self.store.positions.forget()
             await self.feed.close()
+            if graceful:
+                with contextlib.suppress(Exception):
+                    await self.lease.release()
+            await self.lease.close()
             self._life.move_to(WorkerState.STOPPED)
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
                 await self.run_once()
+                if self._standby:
+                    await self._pause(self.standby_poll_seconds)
+            except ProjectionLeaseLost as exc:
+                self.last_error = exc
+                logger.warning("Projection %r: %s", self.name, exc)
+                self._position = None
             except Exception as exc:  # the loop must outlive a server outage
                 self.last_error = exc
                 logger.exception("Projection %r: batch failed; retrying.", self.name)
@@ -189,13 +247,15 @@ class MongoProjectionWorker:
     # --- running -------------------------------------------------------------------------
 
     async def run_once(self) -> int:
-        """Read one batch of events and apply it in one transaction.
+        """Read one batch of events and apply it in one transaction (as a standby: check
+        the lease and do nothing else).
 
         Returns:
             How many events the batch held (0 when there was nothing new).
 
         Raises:
             TransactionError: the batch could not commit within the retry budget.
+            ProjectionLeaseLost: another worker took the lease over mid-batch.
         """
         async with self._lock:
             count, _ = await self._step()
@@ -210,6 +270,7 @@ class MongoProjectionWorker:
         Raises:
             TransactionError: a batch could not commit within the retry budget.
             ConfigurationError: the deployment has no transactions or change streams.
+            ProjectionLeaseLost: another worker holds the projection's lease.
         """
         await self._require_replica_set()
         target = await self.feed.cluster_time()
@@ -217,29 +278,43 @@ class MongoProjectionWorker:
         while True:
             async with self._lock:
                 count, last = await self._step()
+            if self._standby:
+                info = await self.lease.info(await self._target())
+                raise ProjectionLeaseLost(
+                    f"Projection {self.name!r}: worker {info.owner} holds the lease until "
+                    f"{info.expires_at}; this worker ({self.lease.owner}) cannot catch up."
+                )
             total += count
+            if count == 0 and self._position is not None and not self._position.streaming:
+                continue  # a repair round has just started: catch up with it too
             if count == 0 or (last is not None and last >= target):
                 return total
 
     async def _step(self) -> tuple[int, Timestamp | None]:
+        collection = await self._target()
+        if not await self._hold_lease(collection):
+            return 0, None
         position = await self._prepare()
         try:
             items, after = await self.feed.read(position, self.batch_size)
-        except FeedHistoryLost:
-            logger.warning(
-                "Projection %r: checkpoint left the oplog; catching up again.", self.name
-            )
-            self._position = await self.feed.origin()
+        except FeedHistoryLost as exc:
+            await self._start_repair(f"the change stream cannot resume ({exc})")
             return 0, None
         if items:
             # One CONSUMER span per batch for tracers, linked to the spans that appended it.
             detail = self._batch_detail(items) if observed() else None
             async with _OBSERVERS.span("projection.batch", source=self.name, detail=detail):
-                await self._process(items)
+                lost = await self._process(items)
             self._checkpointed_at = time.monotonic()
-        elif after is not position and self._idle_checkpoint_due():
-            await self.factory.run(self._save_idle_checkpoint, after)
-        self._position = after
+            self._position = after
+            if lost and position.streaming:
+                await self._start_repair(f"{lost} event(s) the change stream did not deliver")
+        else:
+            if after is not position and self._idle_checkpoint_due():
+                await self._transaction(self._save_idle_checkpoint, after)
+            elif self.lease.renewal_due():
+                await self.lease.renew(collection)
+            self._position = after
         return len(items), (items[-1].cluster_time if items else None)
 
     def _batch_detail(self, items: Sequence[FeedItem]) -> dict[str, Any]:
@@ -250,13 +325,41 @@ class MongoProjectionWorker:
             "trace_contexts": [i.event.trace_context for i in items if i.event.trace_context],
         }
 
+    async def _hold_lease(self, collection: str) -> bool:
+        if self.lease.held(collection):
+            self._standby = False
+            return True
+        self.store.positions.forget()  # the cache is only good for one unbroken term
+        self._position = None
+        await self.feed.close()
+        self._standby = not await self.lease.acquire(collection)
+        return not self._standby
+
+    async def _start_repair(self, reason: str) -> None:
+        # A new catch-up read from a fresh cluster time; positions make it skip everything
+        # applied already, and its checkpoints make it resume, not restart, after a crash.
+        logger.warning("Projection %r: history lost, %s; catching up again.", self.name, reason)
+        self.repairs += 1
+        await self.feed.close()
+        self._position = await self.feed.origin()
+
     def _idle_checkpoint_due(self) -> bool:
         return time.monotonic() - self._checkpointed_at >= self.idle_checkpoint_seconds
 
     async def _save_idle_checkpoint(self, uow: MongoUnitOfWork, position: FeedPosition) -> None:
-        await self.store.save_checkpoint(
-            self._require_collection(), position, 0, session=uow.session
+        collection = self._require_collection()
+        expires_at = self.lease.next_expiry()
+        written = await self.store.save_checkpoint(
+            collection,
+            position,
+            0,
+            session=uow.session,
+            fence=self.lease.fence(),
+            lease_expires_at=expires_at,
         )
+        if not written:
+            raise self.lease.lost(collection)
+        self.lease.renewed(expires_at)
         self._checkpointed_at = time.monotonic()
 
     async def _prepare(self) -> FeedPosition:
@@ -284,58 +387,67 @@ class MongoProjectionWorker:
         await self.store.ensure_indexes()
         self._prepared.add(collection)
 
+    async def _transaction(self, handler: Any, *args: Any) -> Any:
+        """Run ``handler(uow, *args)`` in a transaction on the worker's own session."""
+        session = await self.lease.worker_session()
+        factory = self.factory
+
+        def unit() -> PinnedUnitOfWork:
+            return PinnedUnitOfWork(
+                session,
+                self.max_commit_ms,
+                client=factory.client,
+                database_name=factory.database_name,
+                source=factory.source,
+                hooks=factory.hooks,
+                read_concern=factory.read_concern,
+                write_concern=factory.write_concern,
+                commit_budget_seconds=factory.retry_budget_seconds,
+                database=factory.database,
+            )
+
+        budget = RetryBudget(factory.retry_budget_seconds, factory.max_attempts)
+        return await run_with_retries(unit, handler, budget, factory.conflicts, *args)
+
     # --- batches -------------------------------------------------------------------------
 
-    async def _process(self, items: Sequence[FeedItem]) -> None:
-        try:
-            await self.factory.run(self._apply_batch, items)
-            return
-        except _HandlerFailed as failed:
-            index, error = failed.index, failed.error
-        if index:
-            await self._process(items[:index])
-        await self._retry_or_park(items[index], error)
-        if index + 1 < len(items):
-            await self._process(items[index + 1 :])
-
-    async def _apply_batch(self, uow: MongoUnitOfWork, items: Sequence[FeedItem]) -> None:
-        collection = self._require_collection()
-        held = await self.store.held_streams(
-            collection, {item.event.stream_id for item in items}, session=uow.session
-        )
-        ctx = self.store.context(collection, uow.session)
-        for index, item in enumerate(items):
-            stored = item.event
-            first_parked = held.get(stream_lookup_key(stored.stream_id))
-            if first_parked is not None and stored.version >= first_parked:
-                if stored.version > first_parked:
-                    await self.store.park(
-                        collection,
-                        stored,
-                        error=None,
-                        attempts=0,
-                        held_behind=first_parked,
-                        session=uow.session,
-                    )
+    async def _process(self, items: Sequence[FeedItem]) -> int:
+        """Apply ``items`` in as many transactions as needed; returns how many events had
+        to be fetched because the feed skipped them."""
+        lost = 0
+        while items:
+            try:
+                result: BatchResult = await self._transaction(self._apply_batch, items)
+            except HandlerFailed as failed:
+                index, error = failed.index, failed.error
+                if index:
+                    lost += await self._process(items[:index])
+                await self._retry_or_park(items[index], error)
+                items = items[index + 1 :]
                 continue
-            await self._apply_one(ctx, stored, index)
-        try:
-            await ctx.flush()
-        except StagedWriteError as exc:
-            raise _HandlerFailed(exc.owner, exc) from exc
-        await self.store.save_checkpoint(
-            collection, items[-1].position, len(items), session=uow.session
-        )
+            await self._committed(self._require_collection(), result)
+            lost += result.lost
+            items = items[result.consumed :]
+        return lost
 
-    async def _apply_one(self, ctx: Any, stored: StoredEvent, index: int) -> None:
-        ctx.begin_event(stored)
-        try:
-            if await self.projection.apply(stored, ctx):
-                ctx.stage_event(index)
-            else:
-                ctx.end_event()
-        except Exception as exc:
-            raise _HandlerFailed(index, exc) from exc
+    async def _apply_batch(self, uow: MongoUnitOfWork, items: Sequence[FeedItem]) -> BatchResult:
+        return await self.applier.apply(uow, self._require_collection(), items)
+
+    async def _committed(self, collection: str, result: BatchResult) -> None:
+        """Bookkeeping after a batch committed: positions cache, lease, callbacks."""
+        self.store.positions.remember(collection, result.read, result.moved)
+        if result.lease_expires_at is not None:
+            self.lease.renewed(result.lease_expires_at)
+        await self._notify(collection, result.changed)
+
+    async def _notify(self, collection: str, changed: Mapping[Hashable, Any]) -> None:
+        if not changed or not self._after_commit:
+            return
+        ids = frozenset(hashable_id(doc_id) for doc_id in changed.values())
+        changes = {collection: ids}
+        if self.name != collection:
+            changes[self.name] = ids
+        await run_after_commit(self._after_commit, changes, self.name)
 
     async def _retry_or_park(self, item: FeedItem, error: BaseException) -> None:
         attempts = 1
@@ -343,9 +455,10 @@ class MongoProjectionWorker:
             await asyncio.sleep(self.retry.delay(attempts))
             attempts += 1
             try:
-                await self.factory.run(self._apply_batch, [item])
+                result = await self._transaction(self._apply_batch, [item])
+                await self._committed(self._require_collection(), result)
                 return
-            except _HandlerFailed as failed:
+            except HandlerFailed as failed:
                 error = failed.error
         stored = item.event
         logger.error(
@@ -357,7 +470,7 @@ class MongoProjectionWorker:
             attempts,
             error,
         )
-        await self.factory.run(self._park, item, _describe(error), attempts)
+        await self._transaction(self._park, item, describe(error), attempts)
 
     async def _park(self, uow: MongoUnitOfWork, item: FeedItem, error: str, attempts: int) -> None:
         collection = self._require_collection()
@@ -369,66 +482,53 @@ class MongoProjectionWorker:
             held_behind=None,
             session=uow.session,
         )
-        await self.store.save_checkpoint(collection, item.position, 1, session=uow.session)
+        await self.applier.checkpoint(uow, collection, item, 1)
 
     def _require_collection(self) -> str:
         if self.collection is None:  # pragma: no cover - _prepare always runs first
             raise ProjectionError(f"Projection {self.name!r}: no collection resolved yet.")
         return self.collection
 
-    # --- parked events -------------------------------------------------------------------
+    # --- parked events and rebuild -------------------------------------------------------
 
     async def parked(self, stream_id: Any = None) -> list[ParkedEvent]:
         """The events parked for this projection's collection (of one stream if given)."""
-        return await self.store.parked(await self._target(), stream_id)
+        return await worker_maintenance.parked(self, stream_id)
 
     async def replay_parked(self, stream_id: Any = None) -> int:
         """Apply parked events again (of one stream, or of all), each stream in version order.
 
         A stream's replay stops at the first event that fails again; it stays parked with
-        the new error, and so do the events behind it.
+        the new error, and so do the events behind it. An event parked because it could not
+        be decoded is read again from the events collection (it may have been repaired).
 
         Returns:
             How many parked events were applied.
 
         Raises:
             TransactionError: a replay could not commit within the retry budget.
+            ProjectionLeaseLost: another worker holds the projection's lease.
         """
-        async with self._lock:
-            collection = await self._target()
-            streams = (
-                [stream_id]
-                if stream_id is not None
-                else await self.store.parked_stream_ids(collection)
-            )
-            applied = 0
-            for each in streams:
-                applied += await self._replay_stream(collection, each)
-            return applied
+        return await worker_maintenance.replay_parked(self, stream_id)
 
-    async def _replay_stream(self, collection: str, stream_id: Any) -> int:
-        applied = 0
-        while parked := await self.store.parked_events_of(collection, stream_id):
-            stored, _ = parked[0]
-            try:
-                await self.factory.run(self._replay_one, stored)
-            except _HandlerFailed as failed:
-                await self.store.record_failure(collection, stored, _describe(failed.error), 1)
-                break
-            applied += 1
-        return applied
+    async def rebuild(self, *, drop_previous: bool = False) -> str:
+        """Replay every event into a fresh collection, then switch readers to it.
 
-    async def _replay_one(self, uow: MongoUnitOfWork, stored: StoredEvent) -> None:
-        collection = self._require_collection()
-        ctx = self.store.context(collection, uow.session)
-        await self._apply_one(ctx, stored, 0)
-        try:
-            await ctx.flush()
-        except StagedWriteError as exc:
-            raise _HandlerFailed(0, exc) from exc
-        await self.store.unpark(collection, stored, session=uow.session)
+        The new collection (``<name>__v<generation>``) is filled while the current one keeps
+        serving readers and keeps being updated; when it has caught up, readers switch in
+        one alias write (details: :func:`worker_maintenance.rebuild`). After-commit callbacks
+        are not called for the new collection's batches nor for the switch: a cache of the
+        projection should be dropped when a rebuild returns.
 
-    # --- lag and rebuild -----------------------------------------------------------------
+        Returns:
+            The name of the new collection.
+
+        Raises:
+            TransactionError: a batch could not commit within the retry budget.
+        """
+        return await worker_maintenance.rebuild(self, drop_previous=drop_previous)
+
+    # --- lag and status ------------------------------------------------------------------
 
     async def lag(self, cap: int = 10_000) -> Lag:
         """How many committed events this projection has not applied yet, and how old the
@@ -436,7 +536,7 @@ class MongoProjectionWorker:
 
         Raises:
             FeedHistoryLost: the checkpoint is no longer in the oplog (the worker will catch
-                up from the start).
+                up again).
         """
         position = self._position
         if position is None:
@@ -449,59 +549,57 @@ class MongoProjectionWorker:
             seconds = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
         return Lag(events=count, seconds=seconds, capped=capped)
 
-    async def rebuild(self, *, drop_previous: bool = False) -> str:
-        """Replay every event into a fresh collection, then switch readers to it.
+    async def status(self) -> ProjectionStatus:
+        """What the worker is doing, how far behind it is, and who holds the lease.
 
-        The new collection (``<name>__v<generation>``) is filled while the current one keeps
-        serving readers and keeps being updated. When the new one has caught up, the worker
-        pauses between batches, lets it catch up with the last events, and switches the
-        alias in one write, so readers go from the old complete model to the new caught-up
-        one with no empty or partial state in between. The worker then carries on with the
-        new collection.
-
-        Args:
-            drop_previous: drop the previous collection after the switch (readers that
-                resolved the alias just before it may then find it empty, so the default
-                keeps it).
-
-        Returns:
-            The name of the new collection.
-
-        Raises:
-            TransactionError: a batch could not commit within the retry budget.
+        A worker whose loop task died reports ``failed`` with the error, whatever its
+        lifecycle state says. Never raises for a database failure: what could not be read
+        is ``None`` and the failure goes into ``last_error``.
         """
-        await self._require_replica_set()
-        generation = await self.store.generation(self.name) + 1
-        target = f"{self.name}__v{generation}"
-        await self.database.drop_collection(target)
-        await self.store.delete_checkpoint(target)
-        shadow = MongoProjectionWorker(
-            self.projection,
-            self.factory,
-            events_collection=self.events_collection,
-            store=self.store,
-            batch_size=self.batch_size,
-            retry=self.retry,
-            max_await_ms=self.max_await_ms,
-            collection=target,
-        )
+        error = self.last_error
+        state = self._status_state()
+        if state == "failed" and self._task is not None and not self._task.cancelled():
+            error = self._task.exception() or error
+        lag_events: int | None = None
+        lag_seconds: float | None = None
+        checkpoint_age: float | None = None
+        parked = 0
+        owner: str | None = None
+        expires_at: datetime | None = None
         try:
-            await shadow.run_until_caught_up()
-            async with self._lock:
-                await shadow.run_until_caught_up()
-                previous = await self._target()
-                await self.factory.run(self._switch, target, generation)
-                self.collection, self._position = target, None
-                await self.feed.close()
-        finally:
-            await shadow.feed.close()
-        if drop_previous and previous != target:
-            await self.database.drop_collection(previous)
-            await self.store.delete_checkpoint(previous)
-        return target
+            collection = await self._target()
+            document = await self.store.checkpoint_document(collection) or {}
+            lease = document.get("lease") or {}
+            owner, expires_at = lease.get("owner"), lease.get("expires_at")
+            if document.get("at") is not None:
+                checkpoint_age = max(0.0, (datetime.now(UTC) - document["at"]).total_seconds())
+            parked = await self.store.parked_count(collection)
+            lag = await self.lag()
+            lag_events, lag_seconds = lag.events, lag.seconds
+        except Exception as exc:  # a status report must not fail with the database
+            error = error or exc
+        return ProjectionStatus(
+            name=self.name,
+            state=state,
+            lag_events=lag_events,
+            lag_seconds=lag_seconds,
+            checkpoint_age_seconds=checkpoint_age,
+            parked=parked,
+            last_error=None if error is None else describe(error),
+            lease_owner=owner,
+            lease_expires_at=expires_at,
+        )
 
-    async def _switch(self, uow: MongoUnitOfWork, target: str, generation: int) -> None:
-        await self.store.switch(self.name, target, generation, session=uow.session)
+    def _status_state(self) -> Any:
+        if self._life.state is WorkerState.STOPPED:
+            return "stopped"
+        if self._task is None or self._task.done():
+            return "failed"
+        if self._standby or (self.collection and not self.lease.held(self.collection)):
+            return "standby"
+        if self._position is not None and self._position.streaming:
+            return "streaming"
+        return "catching_up"
 
     def _new_feed(self) -> MongoEventFeed:
         return MongoEventFeed(
@@ -520,6 +618,7 @@ class MongoProjectionWorker:
             )
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
+    """``Type: message``, first line only."""
     text = f"{type(error).__name__}: {error}"
     return text.splitlines()[0] if text else type(error).__name__

@@ -1,9 +1,8 @@
-"""Stream ids made safe to use as field names in projection documents.
+"""Stream ids as short, type-exact strings: the ``_id`` of a stream's position document.
 
-A projection document remembers, per source stream, the last event version it applied, under
-``_applied.<key>``. Stream ids are user data: they may contain ``.`` (a path separator to the
-server), start with ``$`` (an operator), hold a NUL byte, or not be strings at all (UUIDs,
-integers, ObjectIds). So the key is never the raw id but an encoding of it:
+A position's ``_id`` must be a scalar (a sub-document ``_id`` makes an ``$in`` lookup a
+collection scan on some servers) and must tell ``1`` from ``1.0`` from ``"1"``. Stream ids are
+user data of any BSON type, so the key is an encoding of the id:
 
 * a string id ``s`` becomes ``"s" + base64url(utf8(s))`` without padding;
 * any other id ``v`` becomes ``"b" + base64url(BSON({"": v}))`` without padding.
