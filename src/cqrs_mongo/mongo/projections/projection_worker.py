@@ -49,6 +49,7 @@ from cqrs_mongo.mongo.projections.event_feed import (
 )
 from cqrs_mongo.mongo.projections.lease import PinnedUnitOfWork, ProjectionLease, default_owner
 from cqrs_mongo.mongo.projections.projection_store import MongoProjectionStore
+from cqrs_mongo.mongo.projections.worker_status import describe, worker_status
 from cqrs_mongo.mongo.transactions.runner import RetryBudget, run_with_retries
 from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
 from cqrs_mongo.projections import (
@@ -541,50 +542,22 @@ class MongoProjectionWorker:
         lifecycle state says. Never raises for a database failure: what could not be read
         is ``None`` and the failure goes into ``last_error``.
         """
-        error = self.last_error
-        state = self._status_state()
-        if state == "failed" and self._task is not None and not self._task.cancelled():
-            error = self._task.exception() or error
-        lag_events: int | None = None
-        lag_seconds: float | None = None
-        checkpoint_age: float | None = None
-        parked = 0
-        owner: str | None = None
-        expires_at: datetime | None = None
-        try:
-            collection = await self._target()
-            document = await self.store.checkpoint_document(collection) or {}
-            lease = document.get("lease") or {}
-            owner, expires_at = lease.get("owner"), lease.get("expires_at")
-            if document.get("at") is not None:
-                checkpoint_age = max(0.0, (datetime.now(UTC) - document["at"]).total_seconds())
-            parked = await self.store.parked_count(collection)
-            lag = await self.lag()
-            lag_events, lag_seconds = lag.events, lag.seconds
-        except Exception as exc:  # a status report must not fail with the database
-            error = error or exc
-        return ProjectionStatus(
-            name=self.name,
-            state=state,
-            lag_events=lag_events,
-            lag_seconds=lag_seconds,
-            checkpoint_age_seconds=checkpoint_age,
-            parked=parked,
-            last_error=None if error is None else describe(error),
-            lease_owner=owner,
-            lease_expires_at=expires_at,
-        )
+        return await worker_status(self)
 
-    def _status_state(self) -> Any:
-        if self._life.state is WorkerState.STOPPED:
-            return "stopped"
-        if self._task is None or self._task.done():
-            return "failed"
-        if self._standby or (self.collection and not self.lease.held(self.collection)):
-            return "standby"
-        if self._position is not None and self._position.streaming:
-            return "streaming"
-        return "catching_up"
+    @property
+    def standby(self) -> bool:
+        """Whether the last step found another worker holding the lease."""
+        return self._standby
+
+    @property
+    def loop_task(self) -> asyncio.Task[None] | None:
+        """The background task while started."""
+        return self._task
+
+    @property
+    def position(self) -> FeedPosition | None:
+        """The feed position the worker has applied up to (``None`` before it read one)."""
+        return self._position
 
     def _new_feed(self) -> MongoEventFeed:
         return MongoEventFeed(
@@ -601,9 +574,3 @@ class MongoProjectionWorker:
                 f"Projection worker {self.name!r} needs transactions and change streams: "
                 f"expected a replica set or sharded cluster, found {caps.topology}."
             )
-
-
-def describe(error: BaseException) -> str:
-    """``Type: message``, first line only."""
-    text = f"{type(error).__name__}: {error}"
-    return text.splitlines()[0] if text else type(error).__name__
