@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import BaseModel
 
-from cqrs_mongo.errors import InvalidSpecificationError
+from cqrs_mongo.errors import InvalidSpecificationError, MongomockLimitError
 from cqrs_mongo.mongo import (
     MongoQueryPersistence,
     MongoReadModelPersistence,
@@ -53,7 +53,7 @@ class OrderTotals(MongoQueryPersistence[tuple[str, Decimal], str]):
     collection = "order_summaries"
 
     def to_dto(self, document: dict[str, Any]) -> tuple[str, Decimal]:
-        return (document["_id"], document["total"])
+        return (document["id"], document["total"])
 
 
 def submitted(customer: str = "cust-1") -> QueryOptions:
@@ -104,7 +104,7 @@ class QueryPersistenceContract(ABC):
         assert found[0].total == Decimal("5.50")
         assert found[0].created_at == START + timedelta(hours=5)
 
-    async def test_to_dto_can_be_overridden_and_sees_the_raw_document(self) -> None:
+    async def test_to_dto_can_be_overridden_and_sees_the_id_under_its_field(self) -> None:
         async with self.create_factory()(read_only=True) as uow:
             found = await OrderTotals().fetch(["o-03", "o-01"], uow)
         assert found == [("o-03", Decimal("3.50")), ("o-01", Decimal("1.50"))]
@@ -140,20 +140,28 @@ class QueryPersistenceContract(ABC):
             assert await result == []
 
     async def test_pages_with_total_follow_the_keyset_cursor(self) -> None:
-        if not self.supports_keyset_cursors:
-            pytest.skip("this backend cannot evaluate $type with a list of types")
         search = OrderSummarySearch()
         options = submitted().with_pagination(limit=6)
         seen: list[str] = []
         totals = set()
-        async with self.create_factory()(read_only=True) as uow:
-            while True:
-                page = await search.fetch_page(options, uow)
-                seen.extend(dto.id for dto in page.items)
-                totals.add(page.total)
-                if page.next_cursor is None:
-                    break
-                options = options.with_cursor(page.next_cursor)
+
+        async def walk() -> None:
+            nonlocal options
+            async with self.create_factory()(read_only=True) as uow:
+                while True:
+                    page = await search.fetch_page(options, uow)
+                    seen.extend(dto.id for dto in page.items)
+                    totals.add(page.total)
+                    if page.next_cursor is None:
+                        break
+                    options = options.with_cursor(page.next_cursor)
+
+        if not self.supports_keyset_cursors:
+            # mongomock cannot evaluate the keyset conditions: one clear error, not a TypeError.
+            with pytest.raises(MongomockLimitError, match="keyset"):
+                await walk()
+            return
+        await walk()
         assert seen == self.expected_submitted()
         assert totals == {len(self.expected_submitted())}
 

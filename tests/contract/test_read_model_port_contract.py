@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from cqrs_mongo import (
     InMemoryQueryPersistence,
     InMemoryUnitOfWorkFactory,
+    MongomockLimitError,
     PersistenceDispatcher,
     PersistenceRegistry,
     QueryOptions,
@@ -118,6 +119,31 @@ class ReadModelPortContract(ABC):
         found = [s.id for s in await (await dispatcher.fetch(Summary, options))]
         assert found == ["o0", "o1", "o4", "o7", "o8", "o9", "o10", "o11"]
 
+    keyset_cursors: bool = True
+
+    async def test_keyset_pages_follow_the_next_cursor(self) -> None:
+        dispatcher = await self.dispatcher()
+        base = QueryOptions().with_ordering("status", "-created_at")
+        everything = [s.id for s in await (await dispatcher.fetch(Summary, base))]
+        options = base.with_pagination(limit=5)
+        first = await (await dispatcher.fetch(Summary, options)).page()
+        assert [s.id for s in first.items] == everything[:5]
+        assert first.next_cursor is not None
+        if not self.keyset_cursors:
+            following = await dispatcher.fetch(Summary, options.with_cursor(first.next_cursor))
+            with pytest.raises(MongomockLimitError, match="keyset"):
+                await following.page()
+            return
+        seen = [s.id for s in first.items]
+        page = first
+        while page.next_cursor is not None:
+            options = options.with_cursor(page.next_cursor)
+            page = await (await dispatcher.fetch(Summary, options)).page()
+            assert page.total == 12
+            seen.extend(s.id for s in page.items)
+            assert len(seen) <= 12
+        assert seen == everything
+
 
 class TestReadModelInMemory(ReadModelPortContract):
     @pytest.fixture(autouse=True)
@@ -155,6 +181,8 @@ class MongoReadModelPort(ReadModelPortContract):
 
 
 class TestReadModelOnMongomock(MongoReadModelPort):
+    keyset_cursors = False
+
     @pytest.fixture(autouse=True)
     def _bind(self, mongomock_backend: Any) -> None:
         self.backend = mongomock_backend

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from bson import Regex
 
 from cqrs_mongo.errors import InvalidSpecificationError
 from cqrs_mongo.mongo.queries.query_compiler import compile_filter, compile_query, encode_cursor
@@ -180,3 +182,53 @@ async def test_pipeline_total_is_zero_when_nothing_matches(mongo_db: Any) -> Non
     rows = await (await mongo_db["empty"].aggregate(query.pipeline(with_total=True))).to_list()
 
     assert query.unpack_facet(rows[0] if rows else None) == ([], 0)
+
+
+@pytest.mark.parametrize("pattern", ["%a" * 12 + "%b", "%a" * 20 + "%b", "_%" * 15 + "b"])
+async def test_hostile_like_patterns_run_in_linear_time_on_the_server(
+    mongo_db: Any, pattern: str
+) -> None:
+    docs = mongo_db["redos"]
+    await docs.insert_many([{"_id": 1, "s": "a" * 30}, {"_id": 2, "s": "a" * 30 + "b"}])
+
+    started = time.perf_counter()
+    assert await _ids(docs, Condition("s", "like", pattern)) == [2]
+    assert await _ids(docs, Condition("s", "ilike", pattern.upper())) == [2]
+    # Backtracking took 5 s for the first pattern and 30 s for the second.
+    assert time.perf_counter() - started < 3.0
+
+
+@pytest.mark.parametrize(
+    ("operator", "text"),
+    [
+        ("contains", "a"),
+        ("icontains", "a"),
+        ("contains", "a.b"),
+        ("startswith", "a"),
+        ("like", "a%"),
+        ("contains", "b"),
+    ],
+)
+async def test_stored_regular_expressions_match_as_on_the_server(
+    mongo_db: Any, operator: str, text: str
+) -> None:
+    docs = mongo_db["stored_regex"]
+    spec = Condition("s", operator, text)
+    pattern = compile_filter(spec)["s"]["$regex"]
+    await docs.insert_many(
+        [
+            {"_id": 1, "s": Regex("a")},
+            {"_id": 2, "s": Regex("a", "i")},
+            {"_id": 3, "s": Regex(pattern)},  # the very pattern the operator sends
+            {"_id": 4, "s": Regex(pattern, "i")},
+            {"_id": 5, "s": [Regex(pattern), "zzz"]},
+            {"_id": 6, "s": "a.b"},
+            {"_id": 7, "s": Regex("x")},
+        ]
+    )
+    stored = [doc async for doc in docs.find()]
+
+    on_server = await _ids(docs, spec)
+    assert sorted(d["_id"] for d in stored if spec.is_satisfied_by(d)) == on_server
+    # A stored regex equal to the pattern and options the operator sends matches.
+    assert (4 if operator.startswith("i") else 3) in on_server

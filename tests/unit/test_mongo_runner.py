@@ -8,6 +8,7 @@ import pytest
 from pymongo.errors import NetworkTimeout, OperationFailure
 
 from cqrs_mongo.errors import ConcurrencyError, TransactionError
+from cqrs_mongo.mongo.transactions.contention import ConflictQueue
 from cqrs_mongo.mongo.transactions.runner import (
     RetryBudget,
     TransactionAttempts,
@@ -69,7 +70,7 @@ async def test_run_retries_until_success_and_returns_the_result() -> None:
         return value * 2
 
     budget = RetryBudget(5.0)
-    assert await run_with_retries(FakeUnit, handler, budget, 21) == 42
+    assert await run_with_retries(FakeUnit, handler, budget, ConflictQueue(), 21) == 42
     assert budget.attempts == 3
 
 
@@ -78,7 +79,7 @@ async def test_exhausted_attempts_raise_transaction_error_from_the_last_failure(
         raise transient()
 
     with pytest.raises(TransactionError) as caught:
-        await run_with_retries(FakeUnit, handler, RetryBudget(5.0, max_attempts=2))
+        await run_with_retries(FakeUnit, handler, RetryBudget(5.0, max_attempts=2), ConflictQueue())
     assert (caught.value.attempts, caught.value.retryable) == (2, True)
     assert caught.value.labels == {"TransientTransactionError"}
     assert isinstance(caught.value.__cause__, OperationFailure)

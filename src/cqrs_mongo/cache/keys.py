@@ -1,4 +1,4 @@
-"""Cache key layout: ``{namespace}:{kind}:{TypeQualname}:{schema}:{id}`` plus generation keys."""
+"""Cache key layout: ``{namespace}:{kind}:{TypeQualname}:{schema}:{id}``, generations, the epoch."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ class CacheKeys:
       version, so a deploy with a changed model reads none of the old entries.
     * Generation keys, ``{namespace}:gen:{TypeQualname}:{id}``: one per type and id, shared by
       both kinds and every schema version, bumped by each invalidation.
+    * The epoch key, ``{namespace}:epoch``: one per namespace, replaced after a cache outage.
 
     Example:
         >>> keys = CacheKeys("shop")
@@ -40,6 +41,15 @@ class CacheKeys:
     def generation(self, target: type[Any], entity_id: Any) -> str:
         """The key holding the invalidation generation of one type and id."""
         return self.generation_prefix(target) + id_token(entity_id)
+
+    def epoch(self) -> str:
+        """The key holding the namespace epoch, part of every entry's stamp.
+
+        Replacing it makes every entry of the namespace unservable at once; a process does
+        that when the cache comes back after it saw the cache fail, since invalidations
+        written meanwhile by any process may have been lost.
+        """
+        return f"{self.namespace}:epoch"
 
     def entry_prefix(self, kind: Kind, target: type[Any], schema: str) -> str:
         """Every entry key of ``kind``, ``target`` and ``schema`` is this plus an id token."""

@@ -10,7 +10,8 @@ reader then stores the old value, which is served until it expires. Here it cann
 2. A reader fetches the entry and the generation key in the same ``MGET``. On a miss it uses
    that generation (creating one with ``SET NX GET`` when absent) *before* reading the database,
    and stores the entry stamped with it.
-3. An entry is served only while its stamp equals the key's current generation.
+3. An entry is served only while its stamp equals the key's current generation (and the
+   namespace epoch, see :mod:`cqrs_mongo.cache.owed`: a new epoch makes every entry stale).
 
 So in the interleaving above the reader stored an entry stamped with the generation the writer
 has since replaced: every later read sees the mismatch, treats it as a miss and reloads. If the
@@ -18,6 +19,10 @@ writer's invalidation came before the reader's ``MGET`` instead, the reader's da
 started after the commit and returns the new value. Deleting entries on invalidation only frees
 memory; correctness rests on the stamps. Entries and generation keys both expire (generation
 keys live longer), so nothing grows without bound.
+
+A *hold* is a generation under which nothing is stored: an invalidation for a commit whose
+outcome is unknown writes one that expires after a while, since a read made before that commit
+lands could otherwise be stored under a fresh generation and outlive it.
 
 Concurrent misses of one key in one process share one database read (:class:`SingleFlight`).
 Entries that do not decode (garbage, another package version) are misses, and are deleted.
@@ -27,12 +32,12 @@ from __future__ import annotations
 
 import enum
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cqrs_mongo.cache.keys import KINDS, CacheKeys, Kind, id_token
+from cqrs_mongo.cache.owed import OwedInvalidations, is_hold, new_generation
 from cqrs_mongo.cache.resilient_cache import UNAVAILABLE, ResilientCache
 from cqrs_mongo.cache.serialization import (
     MAGIC,
@@ -72,15 +77,16 @@ def generation_ttl(ttl: float | None) -> float | None:
     return None if ttl is None else ttl * 2 + 60
 
 
-def new_generation() -> bytes:
-    """A fresh, never-reused generation token."""
-    return secrets.token_hex(12).encode()
-
-
 @dataclass(slots=True)
 class _Lookup:
     found: dict[str, Any] = field(default_factory=dict)
     generations: dict[str, bytes | None] = field(default_factory=dict)
+    epoch: bytes | None = None
+
+
+def stamp(epoch: bytes, generation: bytes) -> bytes:
+    """What an entry is stamped with: the namespace epoch and the id's generation."""
+    return epoch + b"~" + generation
 
 
 class _Unmatched(Exception):
@@ -114,15 +120,30 @@ class ReadThroughCache:
         self._id_of = id_of
         self._flights: SingleFlight[bytes | None] = SingleFlight()
         self._unmatched: set[type[Any]] = set()
-        self._pending: dict[str, float | None] = {}
+        self.owed = OwedInvalidations(cache, keys)
 
     @property
     def pending_invalidations(self) -> int:
         """Generation bumps that failed and wait for the cache to come back."""
-        return len(self._pending)
+        return self.owed.pending
+
+    @property
+    def settled(self) -> bool:
+        """Whether nothing is owed to the cache (no epoch bump, no generation bump pending)."""
+        return self.owed.settled
+
+    async def aclose(self) -> None:
+        """Stop the background retries of what is owed."""
+        await self.owed.aclose()
 
     async def read(
-        self, kind: Kind, target: type[Any], ids: Sequence[Any], load: Loader, *, fill: bool
+        self,
+        kind: Kind,
+        target: type[Any],
+        ids: Sequence[Any],
+        load: Loader,
+        *,
+        load_misses: Loader | None = None,
     ) -> tuple[list[Any], int, int]:
         """The items for ``ids`` in the order asked (missing, repeated ids skipped), hits, misses.
 
@@ -130,15 +151,17 @@ class ReadThroughCache:
             kind: ``domain`` or ``query``.
             target: the entity or result type.
             ids: the ids asked for.
-            load: reads the given ids from the database, in order, skipping missing ones.
-            fill: whether misses may be stored (only reads of committed state may be).
+            load: reads the given ids from the database, in order, skipping missing ones; used
+                for every id when the cache cannot be used.
+            load_misses: reads the misses that are stored; it must read the latest committed
+                state and start after it is called (default: ``load``).
 
         Raises:
             Exception: whatever ``load`` raises; cache failures never propagate.
         """
         # Strings are their own token; the call is only for other id types.
         wanted = {(i if type(i) is str else id_token(i)): i for i in ids}
-        if target in self._unmatched or not await self._flush_pending():
+        if target in self._unmatched or not await self.owed.pay():
             return list(await load(list(ids))), 0, len(wanted)
         lookup = await self._lookup(kind, target, wanted)
         if lookup is None:
@@ -150,10 +173,9 @@ class ReadThroughCache:
             else {}
         )
         try:
-            if missing and fill:
-                found.update(await self._fill(kind, target, missing, lookup, load))
-            elif missing:
-                found.update(self._match(target, missing, await load(list(missing.values()))))
+            if missing:
+                fill = load if load_misses is None else load_misses
+                found.update(await self._fill(kind, target, missing, lookup, fill))
         except _Unmatched:
             return list(await load(list(ids))), 0, len(wanted)
         hits = len(wanted) - len(missing)
@@ -164,18 +186,29 @@ class ReadThroughCache:
         ordered = found.values() if not missing else (found.get(t, ABSENT) for t in wanted)
         return [item for item in ordered if item is not ABSENT], hits, len(missing)
 
-    async def invalidate(self, targets: Iterable[type[Any]], ids: Sequence[Any]) -> None:
+    async def invalidate(
+        self, targets: Iterable[type[Any]], ids: Sequence[Any], *, hold: float | None = None
+    ) -> None:
         """Give each (type, id) a new generation, so no entry read before now is served again.
 
         A bump the cache cannot take is kept and retried before the next read; until it
         succeeds, reads bypass the cache (an entry it should have invalidated may be there).
+
+        Args:
+            targets: the types whose entries are invalidated.
+            ids: the ids invalidated.
+            hold: for a commit whose outcome is unknown (it may still land): for this many
+                seconds the new generation is a *hold*, so no process serves or stores an
+                entry of these ids; a read in that window may see the state before a commit
+                that lands later, and must not leave it cached. Then the key expires and the
+                next read creates a fresh generation.
         """
         for target in targets:
-            ttl = generation_ttl(self._ttl_of(target))
-            bumps = {self.keys.generation(target, entity_id): ttl for entity_id in ids}
-            self._pending.update(bumps)
-            self.cache.stats.invalidations += len(bumps)
-            if not await self._flush_pending():
+            ttl = generation_ttl(self._ttl_of(target)) if hold is None else hold
+            for entity_id in ids:
+                self.owed.add(self.keys.generation(target, entity_id), ttl, hold=hold is not None)
+            self.cache.stats.invalidations += len(ids)
+            if not await self.owed.pay():
                 continue
             schema = codec_for(target).schema_version
             stale = [self.keys.entry(k, target, schema, i) for k in KINDS for i in ids]
@@ -183,23 +216,6 @@ class ReadThroughCache:
             await self._delete(stale, target, ids)
 
     # --- internals ---------------------------------------------------------------------------
-
-    async def _flush_pending(self) -> bool:
-        if not self._pending:
-            return True
-        by_ttl: dict[float | None, dict[str, bytes]] = {}
-        for key, ttl in self._pending.items():
-            by_ttl.setdefault(ttl, {})[key] = new_generation()
-        for ttl, bumps in by_ttl.items():
-            if not await self._bump(bumps, ttl):
-                return False
-            for key in bumps:
-                self._pending.pop(key, None)
-        return True
-
-    async def _bump(self, bumps: dict[str, bytes], ttl: float | None) -> bool:
-        done = await self.cache.call("invalidate", lambda s: s.set_many(bumps, ttl))
-        return done is not UNAVAILABLE
 
     async def _delete(self, keys: list[str], target: type[Any], ids: Sequence[Any]) -> None:
         await self.cache.call("delete_many", lambda s: s.delete_many(keys), target, ids)
@@ -215,17 +231,22 @@ class ReadThroughCache:
         keys = [entry_prefix + token for token in tokens]
         generation_prefix = self.keys.generation_prefix(target)
         keys.extend([generation_prefix + token for token in tokens])
+        keys.append(self.keys.epoch())  # and the namespace epoch, last
         ids = list(wanted.values())
         raw = await self.cache.call("get_many", lambda s: s.get_many(keys), target, ids)
         if raw is UNAVAILABLE:
+            self.owed.failed()
             return None
-        lookup = _Lookup()
+        lookup = _Lookup(epoch=raw[-1])
+        epoch = lookup.epoch
+        generations = raw[count:-1]
         found = lookup.found
         garbage: list[str] = []
         validate = codec.validate_json
-        for token, entry, generation in zip(tokens, raw[:count], raw[count:], strict=True):
+        for token, entry, current in zip(tokens, raw[:count], generations, strict=True):
             if entry is None:
                 continue
+            generation = None if epoch is None or current is None else stamp(epoch, current)
             # The common case, a value stamped with the current generation, read in place;
             # the envelope is split as decode_entry splits it, so both agree on what is valid.
             parts = entry.split(SEPARATOR, 2)
@@ -245,7 +266,7 @@ class ReadThroughCache:
             if value is not None:
                 found[token] = value
         if len(found) < count:  # only a miss needs the generations, to stamp what it stores
-            lookup.generations = dict(zip(tokens, raw[count:], strict=True))
+            lookup.generations = dict(zip(tokens, generations, strict=True))
         if garbage:
             self.cache.stats.garbage += len(garbage)
             logger.debug("Deleting %d undecodable cache entries: %s", len(garbage), garbage)
@@ -305,36 +326,49 @@ class ReadThroughCache:
         """Load ``wanted`` from the store; store it stamped with generations read before."""
         codec = codec_for(target)
         ttl = self._ttl_of(target)
-        generations = await self._generations(target, wanted, lookup)
+        stamps = await self._stamps(target, wanted, lookup)
         found = self._match(target, wanted, await load(list(wanted.values())))
         encoded = {t: None if v is ABSENT else codec.dump(v) for t, v in found.items()}
-        if generations is not None:
+        if stamps is not None:
             schema = codec.schema_version
             entries = {
-                self.keys.entry(kind, target, schema, wanted[t]): encode_entry(generations[t], p)
+                self.keys.entry(kind, target, schema, wanted[t]): encode_entry(stamps[t], p)
                 for t, p in encoded.items()
-                if p is not None or self._cache_absent
+                if (p is not None or self._cache_absent) and t in stamps
             }
-            await self.cache.call("set_many", lambda s: s.set_many(entries, ttl), target)
+            if entries:
+                await self.cache.call("set_many", lambda s: s.set_many(entries, ttl), target)
         return found, encoded
 
-    async def _generations(
+    async def _stamps(
         self, target: type[Any], wanted: Mapping[str, Any], lookup: _Lookup
     ) -> dict[str, bytes] | None:
-        """The generation of each wanted id, creating those that do not exist yet."""
+        """What to stamp each wanted id's entry with, read before the database is.
+
+        Missing generation keys (and a missing epoch) are created; ids under a hold are left
+        out, so nothing is stored for them.
+        """
         known = {t: g for t in wanted if (g := lookup.generations.get(t)) is not None}
         absent = [token for token in wanted if token not in known]
-        if not absent:
-            return known
-        fresh = {self.keys.generation(target, wanted[token]): new_generation() for token in absent}
-        ttl = generation_ttl(self._ttl_of(target))
-        held = await self.cache.call(
-            "get_or_set_many", lambda s: s.get_or_set_many(fresh, ttl), target
-        )
-        if held is UNAVAILABLE:
+        epoch = lookup.epoch if lookup.epoch is not None else await self._create_epoch()
+        if epoch is None:
             return None
-        known.update(zip(absent, held, strict=True))
-        return known
+        if absent:
+            fresh = {self.keys.generation(target, wanted[t]): new_generation() for t in absent}
+            ttl = generation_ttl(self._ttl_of(target))
+            held = await self.cache.call(
+                "get_or_set_many", lambda s: s.get_or_set_many(fresh, ttl), target
+            )
+            if held is UNAVAILABLE:
+                return None
+            known.update(zip(absent, held, strict=True))
+        return {t: stamp(epoch, g) for t, g in known.items() if not is_hold(g)}
+
+    async def _create_epoch(self) -> bytes | None:
+        """The namespace epoch, created if absent (it has no TTL; eviction only renews it)."""
+        created = {self.keys.epoch(): new_generation()}
+        held = await self.cache.call("get_or_set_many", lambda s: s.get_or_set_many(created, None))
+        return None if held is UNAVAILABLE else held[0]
 
     def _match(
         self, target: type[Any], wanted: Mapping[str, Any], items: Sequence[Any]

@@ -40,6 +40,7 @@ class CacheStats:
         outages: times the cache went from working to failing.
         garbage: entries that could not be decoded (treated as misses and deleted).
         invalidations: ids whose generation was bumped by a write.
+        epochs: namespace epoch bumps (after cache failures) that made every entry stale.
     """
 
     hits: int = 0
@@ -50,6 +51,7 @@ class CacheStats:
     outages: int = 0
     garbage: int = 0
     invalidations: int = 0
+    epochs: int = 0
 
 
 class ResilientCache:

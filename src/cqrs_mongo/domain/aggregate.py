@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
@@ -84,8 +84,8 @@ class AggregateRoot(BaseModel, Generic[ID]):
         self._pending_events[:0] = [e for e in events if id(e) not in known]
 
     @classmethod
-    def blank(cls, aggregate_id: Any) -> AggregateRoot[Any]:
+    def blank(cls, aggregate_id: Any) -> Self:
         """An instance with only its id set, before any event is applied (for rehydration)."""
         # model_construct fills every defaulted field (default factories included) and leaves
         # required ones unset until the first event sets them.
-        return cls.model_construct(id=aggregate_id, version=0)
+        return cast(Self, cls.model_construct(id=aggregate_id, version=0))

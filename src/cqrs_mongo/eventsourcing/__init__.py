@@ -5,6 +5,8 @@ from cqrs_mongo.eventsourcing.in_memory import (
     InMemoryEventSourcedRepository,
     InMemoryEventStore,
     InMemorySnapshotStore,
+    shared_event_store,
+    shared_snapshot_store,
 )
 from cqrs_mongo.eventsourcing.ports import EventStore, SnapshotStore
 from cqrs_mongo.eventsourcing.registry import EventRegistry
@@ -23,6 +25,8 @@ __all__ = [
     "InMemoryEventSourcedRepository",
     "InMemoryEventStore",
     "InMemorySnapshotStore",
+    "shared_event_store",
+    "shared_snapshot_store",
     "Snapshot",
     "SnapshotStore",
     "SnapshotStrategy",

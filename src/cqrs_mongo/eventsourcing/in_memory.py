@@ -132,11 +132,48 @@ class InMemorySnapshotStore:
             self.snapshots[written.stream_id] = previous
 
 
+EVENTS_KEY = "cqrs_mongo.events"
+SNAPSHOTS_KEY = "cqrs_mongo.snapshots"
+
+
+def shared_event_store(source: Any) -> InMemoryEventStore:
+    """The event store shared by every unit of ``source``'s in-memory store.
+
+    ``source`` is an ``InMemoryUnitOfWorkFactory``, an ``InMemoryUnitOfWork`` or an
+    ``InMemoryStore``; feed it to ``InMemoryProjectionRunner.apply_store``.
+
+    Raises:
+        TypeError: ``source`` holds no in-memory store.
+    """
+    return _in_memory_store(source).shared(EVENTS_KEY, InMemoryEventStore)  # type: ignore[no-any-return]
+
+
+def shared_snapshot_store(source: Any) -> InMemorySnapshotStore:
+    """The snapshot store shared by every unit of ``source``'s in-memory store.
+
+    Raises:
+        TypeError: ``source`` holds no in-memory store.
+    """
+    return _in_memory_store(source).shared(SNAPSHOTS_KEY, InMemorySnapshotStore)  # type: ignore[no-any-return]
+
+
+def _in_memory_store(source: Any) -> Any:
+    store = getattr(source, "store", source)
+    if not callable(getattr(store, "shared", None)):
+        raise TypeError(
+            f"Expected an in-memory unit of work, its factory or its store, got {source!r}."
+        )
+    return store
+
+
 class InMemoryEventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
     """An event-sourced repository over in-memory stores, for unit tests of command handlers.
 
     Subclass it like the Mongo one (``class Orders(InMemoryEventSourcedRepository[Order,
-    str])``); each instance has its own stores unless given shared ones.
+    str])``). Unless given stores of its own, it uses the event and snapshot stores of the
+    unit of work's in-memory store, so every repository (and ``shared_event_store(factory)``,
+    e.g. for ``InMemoryProjectionRunner``) sees the events written through one unit-of-work
+    factory. Called without an in-memory unit, it falls back to private stores.
     """
 
     def __init__(
@@ -153,15 +190,25 @@ class InMemoryEventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
             ConfigurationError: the class names no aggregate type.
         """
         super().__init__(snapshot_strategy=snapshot_strategy, event_registry=event_registry)
+        self._own_events = event_store
+        self._own_snapshots = snapshot_store
         self.stored_events = event_store if event_store is not None else InMemoryEventStore()
         self.stored_snapshots = (
             snapshot_store if snapshot_store is not None else InMemorySnapshotStore()
         )
 
     def event_store(self, uow: Any) -> InMemoryEventStore:
-        """The in-memory event store (the same for every unit of work)."""
+        """The store given to this repository, else the unit's shared one, else a private one."""
+        if self._own_events is None and _holds_store(uow):
+            return shared_event_store(uow)
         return self.stored_events
 
     def snapshot_store(self, uow: Any) -> InMemorySnapshotStore:
-        """The in-memory snapshot store (the same for every unit of work)."""
+        """The store given to this repository, else the unit's shared one, else a private one."""
+        if self._own_snapshots is None and _holds_store(uow):
+            return shared_snapshot_store(uow)
         return self.stored_snapshots
+
+
+def _holds_store(uow: Any) -> bool:
+    return callable(getattr(getattr(uow, "store", None), "shared", None))

@@ -7,8 +7,11 @@ import typing
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar, cast
 
+from pydantic import ValidationError
+
 from cqrs_mongo.domain import DomainEvent
-from cqrs_mongo.errors import ConfigurationError, UnknownEventTypeError
+from cqrs_mongo.domain.events import ENVELOPE_FIELDS
+from cqrs_mongo.errors import ConfigurationError, EventDecodingError, UnknownEventTypeError
 from cqrs_mongo.eventsourcing.stored_event import StoredEvent
 from cqrs_mongo.eventsourcing.upcasting import UpcasterChain
 
@@ -127,11 +130,32 @@ class EventRegistry:
             "correlation_id": stored.correlation_id,
             "causation_id": stored.causation_id,
         }
-        if event_class.model_validate.__func__ is _BASE_VALIDATE:  # type: ignore[attr-defined]
-            # What model_validate does, minus its Python wrapper: this runs for every event read.
-            validator = event_class.__pydantic_validator__
-            return cast(DomainEvent, validator.validate_python(data))
-        return event_class.model_validate(data)
+        try:
+            if event_class.model_validate.__func__ is _BASE_VALIDATE:  # type: ignore[attr-defined]
+                # What model_validate does, minus its Python wrapper: runs for every event read.
+                validator = event_class.__pydantic_validator__
+                return cast(DomainEvent, validator.validate_python(data))
+            return event_class.model_validate(data)
+        except ValidationError as exc:
+            raise invalid_payload(stored, exc) from exc
+
+
+def invalid_payload(stored: StoredEvent, exc: ValidationError) -> EventDecodingError:
+    """The :class:`EventDecodingError` for a stored event its class does not validate."""
+    first = exc.errors()[0] if exc.error_count() else {"loc": (), "msg": str(exc)}
+    location = ".".join(str(part) for part in first["loc"])
+    envelope = location in _ENVELOPE_KEYS
+    field = location if envelope else f"payload.{location}" if location else "payload"
+    return EventDecodingError(
+        stored.stream_type,
+        stored.stream_id,
+        stored.version,
+        field,
+        f"{stored.event_type} does not validate: {first['msg']}",
+    )
+
+
+_ENVELOPE_KEYS = frozenset(ENVELOPE_FIELDS)
 
 
 def resolve_event_class(
@@ -170,3 +194,10 @@ def _all_event_classes() -> Iterator[type[DomainEvent]]:
         event_class = pending.pop()
         pending.extend(event_class.__subclasses__())
         yield event_class
+
+
+def loaded_event_class(event_type: str) -> type[DomainEvent] | None:
+    """The one loaded ``DomainEvent`` class stored as ``event_type``, or ``None`` (none, or
+    several)."""
+    found = [cls for cls in _all_event_classes() if cls.event_type == event_type]
+    return found[0] if len(found) == 1 else None

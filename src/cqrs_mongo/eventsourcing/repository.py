@@ -19,16 +19,27 @@ from weakref import WeakKeyDictionary
 from pydantic import ValidationError
 
 from cqrs_mongo.domain import AggregateRoot, DomainEvent
-from cqrs_mongo.errors import ConfigurationError
+from cqrs_mongo.errors import (
+    ConfigurationError,
+    DocumentEncodingError,
+    EventDecodingError,
+    MissingEventHandlerError,
+    UnknownEventTypeError,
+    check_usable_id,
+)
 from cqrs_mongo.eventsourcing.ports import EventStore, SnapshotStore
-from cqrs_mongo.eventsourcing.registry import EventRegistry
+from cqrs_mongo.eventsourcing.registry import EventRegistry, loaded_event_class
 from cqrs_mongo.eventsourcing.snapshots import Snapshot, SnapshotStrategy
+from cqrs_mongo.eventsourcing.stored_event import at_store_precision
 from cqrs_mongo.eventsourcing.upcasting import UpcasterChain
 
 A = TypeVar("A", bound=AggregateRoot[Any])
 ID = TypeVar("ID")
 
 logger = logging.getLogger("cqrs_mongo.eventsourcing")
+
+# Id types checked by identity before the slower check (nearly every id is one of these).
+_SCALAR_IDS: frozenset[type[Any]] = frozenset({str, int})
 
 
 class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
@@ -148,6 +159,8 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
             MissingEventHandlerError: an explicit event has no ``apply_`` method.
         """
         self._check_type(entity)
+        if type(entity.id) not in _SCALAR_IDS:
+            check_usable_id(self.stream_name, entity.id, entity.version)
         ledger = _ledger_of(uow)
         if events:
             self._adopt(entity, events, ledger)
@@ -162,12 +175,33 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
         stored = await self.event_store(uow).append(
             entity.id, new, previous, stream_type=self.stream_name, uow=uow
         )
+        if uow is not None and hasattr(uow, "note_applied_write"):
+            uow.note_applied_write()  # without a transaction, a rollback now warns
         entity.version = stored[-1].version
         ledger.track(entity, previous, new, uow)
         strategy = self._snapshot_strategy
         if strategy is not None and strategy.should_snapshot(entity, previous, entity.version):
-            await self.snapshot_store(uow).save(self.take_snapshot(entity), uow=uow)
+            await self._save_snapshot(entity, uow)
         return cast(ID, entity.id)
+
+    async def _save_snapshot(self, entity: A, uow: Any) -> None:
+        # A snapshot is a cache of the stream: one that cannot be taken or stored is logged
+        # and skipped, never allowed to fail the append it follows.
+        try:
+            snapshot = self.take_snapshot(entity)
+        except Exception as exc:
+            logger.warning(
+                "Skipping the snapshot of %s %r at version %s: it cannot be taken: %s",
+                self.stream_name,
+                entity.id,
+                entity.version,
+                exc,
+            )
+            return
+        try:
+            await self.snapshot_store(uow).save(snapshot, uow=uow)
+        except DocumentEncodingError as exc:
+            logger.warning("Skipping a snapshot that cannot be stored: %s", exc)
 
     # --- IRetrievalPersistence --------------------------------------------------------------
 
@@ -180,7 +214,12 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
         Raises:
             UnknownEventTypeError: a stream holds an event type nobody registered.
             MissingEventHandlerError: the aggregate has no ``apply_`` method for an event.
+            EventDecodingError: a stored event is malformed, or the stream has a gap.
+            DocumentEncodingError: an id is a document or an array.
         """
+        for sid in ids:
+            if type(sid) not in _SCALAR_IDS:
+                check_usable_id(self.stream_name, sid)
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return []
@@ -188,26 +227,48 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
         after = {sid: rebuilt[sid].version if sid in rebuilt else 0 for sid in wanted}
         streams = await self.event_store(uow).read_streams(after, uow=uow)
         registry = self.events
-        for sid in wanted:
-            stored = streams.get(sid, [])
-            if not stored:
-                continue
-            aggregate = rebuilt.get(sid) or cast(A, self.aggregate_type.blank(sid))
-            for event in stored:
-                aggregate.apply_event(registry.to_event(event))
-            aggregate.version = stored[-1].version
-            rebuilt[sid] = aggregate
+        try:
+            for sid in wanted:
+                stored = streams.get(sid, [])
+                if not stored:
+                    continue
+                aggregate = rebuilt.get(sid) or cast(A, self.aggregate_type.blank(sid))
+                expected = after[sid] + 1
+                for event in stored:
+                    if event.version != expected:
+                        raise self._gap(sid, event.version, expected)
+                    expected += 1
+                    aggregate.apply_event(registry.to_event(event))
+                aggregate.version = stored[-1].version
+                rebuilt[sid] = aggregate
+        except UnknownEventTypeError as exc:
+            self._name_a_removed_apply_method(exc, registry)
+            raise
         return [rebuilt[sid] for sid in wanted if sid in rebuilt]
+
+    def _name_a_removed_apply_method(
+        self, exc: UnknownEventTypeError, registry: EventRegistry
+    ) -> None:
+        # The default registry holds the classes the aggregate has apply_ methods for: a class
+        # that is loaded but not registered there lost its method, which is what to report.
+        if exc.event_type in registry:
+            return
+        known = loaded_event_class(exc.event_type)
+        if known is not None and not hasattr(self.aggregate_type, f"apply_{known.__name__}"):
+            raise MissingEventHandlerError(self.aggregate_type, known) from exc
 
     # --- snapshots ---------------------------------------------------------------------------
 
     def take_snapshot(self, aggregate: A) -> Snapshot:
         """A snapshot of ``aggregate`` at its current version (override to shape ``state``).
 
-        The state is pydantic's JSON-mode dump: any field type round-trips through
-        ``model_validate``, at full precision (datetimes keep their microseconds).
+        The state is the aggregate's Python-mode dump, stored as BSON like a state-stored
+        aggregate's document: bytes, Decimal, UUID and datetimes keep their types (datetimes
+        at the store's millisecond precision, as the events hold them), so anything the
+        aggregate could store as a document it can store as a snapshot. A state BSON cannot
+        hold (a ``set``, say) makes the store refuse the snapshot, which is then skipped.
         """
-        state = aggregate.model_dump(mode="json", exclude={"version"})
+        state = at_store_precision(aggregate.model_dump(mode="python", exclude={"version"}))
         return Snapshot.of(
             aggregate.id, self.stream_name, aggregate.version, self.expected_snapshot_schema, state
         )
@@ -247,6 +308,19 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
         return restored
 
     # --- internals -------------------------------------------------------------------------
+
+    def _gap(self, stream_id: Any, found: int, expected: int) -> EventDecodingError:
+        # A version that is missing or not a number is not matched by the range query, so it
+        # shows as a gap; rebuilding past it would give a wrong state and let the next append
+        # reuse a version.
+        return EventDecodingError(
+            self.stream_name,
+            stream_id,
+            found,
+            "version",
+            f"expected version {expected} next; an event before it is missing or its "
+            "version is malformed",
+        )
 
     def _check_type(self, entity: Any) -> None:
         if type(entity) is not self.aggregate_type and not isinstance(entity, self.aggregate_type):

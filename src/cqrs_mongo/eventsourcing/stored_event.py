@@ -36,6 +36,8 @@ class StoredEvent:
         occurred_at: when the event happened, timezone-aware UTC.
         correlation_id: the id of the conversation the event belongs to, if any.
         causation_id: the id of the message that caused the event, if any.
+        trace_context: the W3C ``traceparent`` of the span that appended the event, when a
+            tracer was on (stores fill it in when they read the event back).
     """
 
     stream_id: Any
@@ -48,6 +50,7 @@ class StoredEvent:
     occurred_at: datetime
     correlation_id: str | None = None
     causation_id: str | None = None
+    trace_context: str | None = None
 
     @classmethod
     def from_event(

@@ -23,6 +23,7 @@ from cqrs_mongo.mongo.queries.query_persistence import (
     MongoSpecificationPersistence,
 )
 from cqrs_mongo.mongo.state_stored.repository import MongoRepository
+from cqrs_mongo.mongo.state_stored.versioned_write import write_versioned
 from cqrs_mongo.mongo.transactions.runner import RetryBudget, TransactionAttempts
 from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
 from cqrs_mongo.persistence.search_result import Page
@@ -58,4 +59,5 @@ __all__ = [
     "bulk_write",
     "create_client",
     "ensure_indexes",
+    "write_versioned",
 ]

@@ -67,3 +67,74 @@ def to_bson_values(value: Any) -> Any:
 def from_bson_values(document: Mapping[str, Any]) -> dict[str, Any]:
     """The inverse of :func:`to_bson_values` for a document read back from such a store."""
     return bson.decode(bson.encode(document), codec_options=CODEC_OPTIONS)
+
+
+# --- encodability: what cannot be stored, named before anything is sent -------------------
+
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+"""BSON's document size limit (the server's ``maxBsonObjectSize``)."""
+
+ENCODING_ERRORS: tuple[type[Exception], ...] = (
+    bson.errors.InvalidDocument,
+    OverflowError,
+    UnicodeEncodeError,
+)
+"""What ``bson.encode`` raises for a value BSON cannot hold."""
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def find_unencodable(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The dotted path of the first value in ``value`` that BSON cannot hold, and why.
+
+    Walks dicts, lists and tuples; everything else is tried on its own. ``None`` when every
+    value encodes. Used on the failure path only, to name the offending field.
+
+    Example:
+        >>> find_unencodable({"a": [1, {"b": {1, 2}}]})
+        ('a.1.b', 'a set cannot be stored in BSON')
+    """
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if not isinstance(key, str):
+                return here, f"a document key must be a string, not {type(key).__name__}"
+            if "\x00" in key:
+                return here, "a document key must not contain NUL"
+            found = find_unencodable(item, here)
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = find_unencodable(item, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            return path, f"the int {value} does not fit in 64 bits"
+        return None
+    try:
+        bson.encode({"v": value}, codec_options=CODEC_OPTIONS)
+    except ENCODING_ERRORS as exc:
+        return path, _reason(value, exc)
+    return None
+
+
+def _reason(value: Any, exc: Exception) -> str:
+    if isinstance(exc, UnicodeEncodeError):
+        return "the string is not valid UTF-8 (a lone surrogate)"
+    kind = type(value)
+    article = "an" if kind.__name__[:1].lower() in "aeiou" else "a"
+    return f"{article} {kind.__name__} cannot be stored in BSON"
+
+
+def encoded_size(document: Mapping[str, Any]) -> int:
+    """The size of ``document`` encoded with the package's codecs.
+
+    Raises:
+        bson.errors.InvalidDocument, OverflowError, UnicodeEncodeError: it cannot be encoded
+            (see :data:`ENCODING_ERRORS`).
+    """
+    return len(bson.encode(document, codec_options=CODEC_OPTIONS))

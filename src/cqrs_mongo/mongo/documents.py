@@ -7,7 +7,12 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from cqrs_mongo.errors import check_usable_id
+
 M = TypeVar("M", bound=BaseModel)
+
+# Id types checked by identity before the slower check (nearly every id is one of these).
+_SCALAR_IDS: frozenset[type[Any]] = frozenset({str, int})
 
 
 class DocumentMapper(Generic[M]):
@@ -40,9 +45,16 @@ class DocumentMapper(Generic[M]):
         self._plain_validate = override is _BASE_MODEL_VALIDATE
 
     def to_document(self, model: M) -> dict[str, Any]:
-        """The document storing ``model``, with its id under ``_id``."""
+        """The document storing ``model``, with its id under ``_id``.
+
+        Raises:
+            DocumentEncodingError: the id is a document or an array (it could be stored,
+                but never loaded back by id).
+        """
         document = model.model_dump(mode="python")
-        document["_id"] = document.pop(self.id_field)
+        identifier = document["_id"] = document.pop(self.id_field)
+        if type(identifier) not in _SCALAR_IDS:
+            check_usable_id(type(model).__name__, identifier, document.get("version"))
         return document
 
     def from_document(self, document: Mapping[str, Any]) -> M:

@@ -12,14 +12,17 @@ broken for ``UpdateOne``/``ReplaceOne`` on current pymongo, so it is never calle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import sys
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
+import pymongo
 from bson import ObjectId
 from pymongo import AsyncMongoClient, DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany
 from pymongo import UpdateOne as UpdateOneOp
@@ -27,13 +30,14 @@ from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
-from cqrs_mongo.errors import ConfigurationError
+from cqrs_mongo.errors import ConfigurationError, MongomockLimitError
 from cqrs_mongo.mongo.codecs import (
     CLIENT_CODEC_KWARGS,
     CODEC_OPTIONS,
     from_bson_values,
     to_bson_values,
 )
+from cqrs_mongo.mongo.monitoring import COMMAND_FORWARDER
 
 logger = logging.getLogger("cqrs_mongo.mongo.driver")
 
@@ -43,9 +47,12 @@ DriverKind = Literal["pymongo", "motor", "mongomock"]
 def create_client(uri: str, **kwargs: Any) -> AsyncMongoClient[dict[str, Any]]:
     """A ``pymongo.AsyncMongoClient`` with the package's codec options.
 
-    Extra keyword arguments go to the client (they may override the codec options).
+    Extra keyword arguments go to the client (they may override the codec options). The
+    client also carries the package's command forwarder, which costs nothing until an
+    instrumentor (``cqrs_mongo.otel``) subscribes to it, even after the client was made.
     """
     options = {**CLIENT_CODEC_KWARGS, **kwargs}
+    options["event_listeners"] = [*(options.get("event_listeners") or ()), COMMAND_FORWARDER]
     return AsyncMongoClient(uri, **options)
 
 
@@ -232,14 +239,106 @@ async def start_transaction(
     )
 
 
-async def commit_transaction(session: Any) -> None:
-    """Send ``commitTransaction`` (pymongo retries it once itself after a retryable error)."""
-    await _resolve(session.commit_transaction())
+async def commit_transaction(session: Any, *, deadline_seconds: float | None = None) -> None:
+    """Send ``commitTransaction`` (pymongo retries it once itself after a retryable error).
+
+    ``deadline_seconds`` is a deadline kept by the driver's own timeout machinery
+    (``pymongo.timeout``): server selection, the retry and the reply all fit in it, and the
+    server is sent the remainder as ``maxTimeMS``. Motor runs pymongo in threads with a copy
+    of the caller's context, so the deadline holds there too.
+    """
+    with deadline(deadline_seconds):
+        # Motor copies the context when the call is made, inside the deadline.
+        pending = session.commit_transaction()
+        await _resolve(pending)
 
 
-async def abort_transaction(session: Any) -> None:
+async def abort_transaction(session: Any, *, deadline_seconds: float | None = None) -> None:
     """Send ``abortTransaction``; the driver ignores server errors on abort, as the spec says."""
-    await _resolve(session.abort_transaction())
+    with deadline(deadline_seconds):
+        pending = session.abort_transaction()
+        await _resolve(pending)
+
+
+def deadline(seconds: float | None) -> contextlib.AbstractContextManager[Any]:
+    """A driver deadline of ``seconds`` for the block (``None``: no new deadline).
+
+    ``pymongo.timeout(None)`` would lift an enclosing deadline; this never does.
+    """
+    return contextlib.nullcontext() if seconds is None else pymongo.timeout(seconds)
+
+
+def client_timeout(client: Any) -> float | None:
+    """The client's own ``timeoutMS`` in seconds, or ``None`` (mongomock has none)."""
+    options = getattr(client, "options", None)
+    value = getattr(options, "timeout", None)
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def shortest(*seconds: float | None) -> float | None:
+    """The smallest of the given limits, ignoring ``None`` (``None`` if all are)."""
+    given = [s for s in seconds if s is not None]
+    return min(given) if given else None
+
+
+FENCE_COLLECTION = "cqrs_mongo_fence"
+"""The (never written) collection a fence reads; any name would do, none is created."""
+
+
+async def fence_transaction(session: Any, database: Any, *, deadline_seconds: float) -> bool:
+    """End, on the server, whatever transaction ``session`` may still have open there.
+
+    After a write or a commit whose outcome is unknown (a timeout, a dropped connection) the
+    server may still hold the transaction, or may not even have *started* it yet (a command
+    delayed on its way in). An ``abortTransaction`` for that transaction number can arrive
+    first and find nothing. A new transaction on the same session can: its first statement
+    makes the server abort any older open transaction of the session and refuse, with
+    ``TransactionTooOld``, a statement or commit of the older one that arrives later. This
+    runs that statement (a ``find`` reading nothing) and aborts the new transaction.
+
+    Returns:
+        Whether the fence reached the server; errors are logged, never raised.
+    """
+    try:
+        with pymongo.timeout(deadline_seconds):
+            if session.in_transaction:
+                # The driver allows one transaction at a time on a session: end this one
+                # here first (its abort may miss, which is what the fence is for).
+                await _resolve(session.abort_transaction())
+            await _resolve(
+                session.start_transaction(
+                    read_concern=ReadConcern("local"),
+                    write_concern=WriteConcern("majority"),
+                    read_preference=ReadPreference.PRIMARY,
+                )
+            )
+            await database[FENCE_COLLECTION].find_one({}, session=session)
+            await _resolve(session.abort_transaction())
+    except Exception as exc:
+        logger.warning("Could not fence the session's transaction on the server: %r", exc)
+        with contextlib.suppress(Exception):
+            if session.in_transaction:
+                await _resolve(session.abort_transaction())
+        return False
+    return True
+
+
+def mark_session_dirty(session: Any) -> None:
+    """Keep ``session``'s server session out of the driver's pool once it ends.
+
+    Used when the session's transaction state on the server is in doubt; pymongo does the
+    same on network errors. Best effort: a driver without the hook is left alone.
+    """
+    server_session = getattr(session, "_server_session", None)
+    mark = getattr(server_session, "mark_dirty", None)
+    if callable(mark):
+        mark()
+
+
+def session_is_dirty(session: Any) -> bool:
+    """Whether the driver saw a network error on ``session`` (its server state is in doubt)."""
+    server_session = getattr(session, "_server_session", None)
+    return bool(getattr(server_session, "dirty", False))
 
 
 # --- cursors --------------------------------------------------------------------------------
@@ -394,11 +493,13 @@ class MockCollection:
 
     def find(self, *args: Any, **kwargs: Any) -> MockCursor:
         """A cursor over the matching documents (mongomock ignores ``batch_size``)."""
-        return MockCursor(self.delegate.find(*_encode_args(args, kwargs), **kwargs))
+        with _mongomock_limits("find"):
+            return MockCursor(self.delegate.find(*_encode_args(args, kwargs), **kwargs))
 
     def aggregate(self, *args: Any, **kwargs: Any) -> MockCursor:
         """A cursor over the pipeline's output."""
-        return MockCursor(self.delegate.aggregate(*_encode_args(args, kwargs), **kwargs))
+        with _mongomock_limits("aggregate"):
+            return MockCursor(self.delegate.aggregate(*_encode_args(args, kwargs), **kwargs))
 
     async def insert_one(self, document: dict[str, Any], **kwargs: Any) -> Any:
         """Insert ``document``, giving it an ``_id`` first as pymongo does."""
@@ -427,9 +528,10 @@ class MockCollection:
             return method
 
         async def call(*args: Any, **kwargs: Any) -> Any:
-            result = method(*_encode_args(args, kwargs), **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
+            with _mongomock_limits(name):
+                result = method(*_encode_args(args, kwargs), **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
             return _decode(result)
 
         return call
@@ -459,8 +561,36 @@ class MockCursor:
         await self.delegate.close()
 
     async def __anext__(self) -> dict[str, Any]:
-        return from_bson_values(await self.delegate.__anext__())
+        with _mongomock_limits("query"):
+            document = await self.delegate.__anext__()
+        return from_bson_values(document)
 
     async def to_list(self, length: int | None = None) -> list[dict[str, Any]]:
         """Every remaining document (or the next ``length``)."""
-        return [from_bson_values(d) for d in await self.delegate.to_list(length)]
+        with _mongomock_limits("query"):
+            documents = await self.delegate.to_list(length)
+        return [from_bson_values(d) for d in documents]
+
+
+@contextmanager
+def _mongomock_limits(operation: str) -> Iterator[None]:
+    """Turn mongomock's own failures on what it does not implement into one clear error.
+
+    mongomock raises ``NotImplementedError`` for what it knows it lacks (comparing
+    Decimal128 values, several ``$type`` aliases) and a bare ``TypeError`` for ``$type``
+    with a list, both from deep inside its matcher.
+    """
+    try:
+        yield
+    except (NotImplementedError, TypeError) as exc:
+        text = str(exc)
+        if "Decimal128" in text:
+            limit = "cannot compare Decimal values (ranges and sorts over Decimal fields)"
+        elif "$type" in text or "unhashable type: 'list'" in text:
+            limit = "cannot evaluate the $type conditions that keyset (cursor) pages use"
+        else:
+            limit = f"cannot run this {operation} ({type(exc).__name__}: {text})"
+        raise MongomockLimitError(
+            f"mongomock {limit}; run this test on the embedded server "
+            "(cqrs_mongo.testing.EmbeddedMongoServer, the mongo_db fixture) or a real MongoDB."
+        ) from exc

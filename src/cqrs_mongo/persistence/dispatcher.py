@@ -7,29 +7,42 @@ leaves committing to the caller; a unit of another source is refused.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, overload
 
+from cqrs_mongo.domain import AggregateRoot
 from cqrs_mongo.errors import (
+    ConfigurationError,
     InvalidSpecificationError,
     SourceMismatchError,
     SourceNotRegisteredError,
+    UnitOfWorkError,
 )
 from cqrs_mongo.persistence.hooks import Hooks
 from cqrs_mongo.persistence.registry import PersistenceRegistry, Registration
-from cqrs_mongo.persistence.search_result import Page, SearchResult
+from cqrs_mongo.persistence.search_result import Page, SearchResult, closing_stream
 from cqrs_mongo.persistence.unit_of_work import UnitOfWork
-from cqrs_mongo.specifications import QueryOptions, Specification
+from cqrs_mongo.specifications import QueryOptions, Specification, SpecificationBuilder
 
 T = TypeVar("T")
 R = TypeVar("R")
+ID = TypeVar("ID")
 
 HandlerFactory = Callable[[type[Any]], Any]
 
 
 class IPersistenceDispatcher(Protocol):
     """What callers of a dispatcher (plain or caching) rely on."""
+
+    @overload
+    async def apply(
+        self, entity: AggregateRoot[ID], uow: Any = None, events: list[Any] | None = None
+    ) -> ID: ...
+
+    @overload
+    async def apply(self, entity: Any, uow: Any = None, events: list[Any] | None = None) -> Any: ...
 
     async def apply(self, entity: Any, uow: Any = None, events: list[Any] | None = None) -> Any:
         """Persist ``entity`` (command side) and return its id."""
@@ -50,8 +63,13 @@ def ensure_ids(target: type[Any], ids: Any, operation: str) -> list[Any]:
     """``ids`` as a list, refusing a lone string (which would iterate as characters).
 
     Raises:
-        InvalidSpecificationError: ``ids`` is a str/bytes or not a sequence.
+        InvalidSpecificationError: ``ids`` is a str/bytes, a builder or not a sequence.
     """
+    if isinstance(ids, SpecificationBuilder):
+        raise InvalidSpecificationError(
+            f"{operation}({target.__qualname__}, ...) got a SpecificationBuilder; call .build() "
+            "on it to pass the Specification it describes."
+        )
     if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, set, frozenset)):
         raise InvalidSpecificationError(
             f"{operation}({target.__qualname__}, ...) takes a list of ids, a Specification or "
@@ -60,17 +78,21 @@ def ensure_ids(target: type[Any], ids: Any, operation: str) -> list[Any]:
     return list(ids)
 
 
-def _check_source(uow: Any, source: str, target: type[Any]) -> None:
-    actual = getattr(uow, "source", None)
-    if actual is not None and actual != source:
-        raise SourceMismatchError(target, source, actual)
+def _check_active(uow: Any) -> None:
+    # A closed (or never begun) unit has no session: reading through it would silently
+    # read outside any transaction, so it is refused as a write through it is.
+    if isinstance(uow, UnitOfWork) and not uow.is_active:
+        raise UnitOfWorkError(f"Cannot use the unit of work: it is {uow.state.value}.")
 
 
 class PersistenceDispatcher:
     """Routes command-side and query-side persistence calls to their handlers.
 
     Args:
-        uow_factories: source name -> callable returning a fresh unit of work.
+        uow_factories: source name -> callable returning a fresh unit of work. A unit passed
+            as ``uow=`` must come from the factory of the handler's source (the package's
+            factories stamp their units); a unit built by hand, with no factory and no
+            ``source``, is accepted for any source.
         registry: the handler registrations.
         handler_factory: builds a handler from its class (default: ``cls()``); called once per
             class, the instance is reused, so handlers must keep no per-call state.
@@ -85,12 +107,32 @@ class PersistenceDispatcher:
         hooks: Hooks | None = None,
     ) -> None:
         self._uow_factories = dict(uow_factories)
+        # id(factory) -> the source names it is registered under: a unit stamped with its
+        # factory is known to belong to those sources, whether or not it names one itself.
+        self._factory_sources: dict[int, set[str]] = {}
+        for name, factory in self._uow_factories.items():
+            declared = getattr(factory, "source", None)
+            if declared is not None and declared != name:
+                raise ConfigurationError(
+                    f"The unit-of-work factory registered for source {name!r} says its units "
+                    f"belong to source {declared!r}; register it under {declared!r} or drop "
+                    "its source argument."
+                )
+            self._factory_sources.setdefault(id(factory), set()).add(name)
         self.registry = registry
         self._handler_factory: HandlerFactory = handler_factory or (lambda cls: cls())
         self._handlers: dict[type[Any], Any] = {}
         self.hooks = hooks if hooks is not None else Hooks()
 
     # --- command side ----------------------------------------------------------------------
+
+    @overload
+    async def apply(
+        self, entity: AggregateRoot[ID], uow: Any = None, events: list[Any] | None = None
+    ) -> ID: ...
+
+    @overload
+    async def apply(self, entity: Any, uow: Any = None, events: list[Any] | None = None) -> Any: ...
 
     async def apply(self, entity: Any, uow: Any = None, events: list[Any] | None = None) -> Any:
         """Persist ``entity`` through every operation handler of its type.
@@ -108,7 +150,8 @@ class PersistenceDispatcher:
         Raises:
             HandlerNotRegisteredError: no operation handler serves the entity's type.
             SourceNotRegisteredError: no factory for the handler's source (``uow`` omitted).
-            SourceMismatchError: ``uow`` belongs to another source.
+            SourceMismatchError: ``uow`` belongs to another source, or comes from a factory
+                that is not this dispatcher's factory for the handler's source.
         """
         target = type(entity)
         chain = self.registry.operations(target)
@@ -122,6 +165,11 @@ class PersistenceDispatcher:
         self, active: Any, chain: list[Registration], entity: Any, events: list[Any] | None
     ) -> Any:
         result: Any = None
+        touched = getattr(active, "touched", None)
+        if touched is not None:
+            # An unhashable id (a dict, say) is the handler's to refuse, with its own error.
+            with contextlib.suppress(TypeError):
+                touched.add((type(entity).__qualname__, getattr(entity, "id", None)))
         for position, registration in enumerate(chain):
             handler = self._handler(registration)
             if events is None:
@@ -210,8 +258,10 @@ class PersistenceDispatcher:
         async def stream(batch_size: int) -> AsyncIterator[T]:
             async with self._read(registration, target, (), uow, "stream") as active:
                 inner: SearchResult[T] = await handler.fetch(criteria, active)
-                async for item in inner.stream(batch_size):
-                    yield item
+                # Closed with this generator, so an early exit releases the cursor now.
+                async with closing_stream(inner.stream(batch_size)) as items:
+                    async for item in items:
+                        yield item
 
         async def count() -> int:
             async with self._read(registration, target, (), uow, "count") as active:
@@ -253,7 +303,8 @@ class PersistenceDispatcher:
         self, source: str, target: type[Any], uow: Any, *, read_only: bool
     ) -> AsyncIterator[Any]:
         if uow is not None:
-            _check_source(uow, source, target)
+            self._check_source(uow, source, target)
+            _check_active(uow)
             yield uow
             return
         async with self._new_unit(source, target, read_only) as active:
@@ -271,10 +322,46 @@ class PersistenceDispatcher:
         # The same as ``async with self._unit(...)``, without building a context manager on
         # every apply and fetch_domain.
         if uow is not None:
-            _check_source(uow, source, target)
+            self._check_source(uow, source, target)
+            _check_active(uow)
             return await work(uow, *args)
         async with self._new_unit(source, target, read_only) as active:
             return await work(active, *args)
+
+    def _check_source(self, uow: Any, source: str, target: type[Any]) -> None:
+        actual = getattr(uow, "source", None)
+        if actual is not None:
+            if actual != source:
+                raise SourceMismatchError(target, source, actual)
+            return
+        origin = getattr(uow, "factory", None)
+        if origin is None:
+            return  # built by hand: nothing says where it belongs (documented as accepted)
+        names = self._factory_sources.get(id(origin))
+        if names is None or self._uow_factories.get(next(iter(names))) is not origin:
+            # A factory of its own over the same database as a registered one (two factories
+            # for one client and database) writes where that source writes.
+            names = self._sources_at(getattr(origin, "location", None))
+        if not names:
+            raise SourceMismatchError(
+                target,
+                source,
+                None,
+                "the unit of work comes from a factory that is not in this dispatcher's "
+                f"uow_factories and writes elsewhere than any of them (use the factory "
+                f"registered for {source!r})",
+            )
+        if source not in names:
+            raise SourceMismatchError(target, source, ", ".join(sorted(names)))
+
+    def _sources_at(self, location: Any) -> set[str]:
+        if location is None:
+            return set()
+        return {
+            name
+            for name, factory in self._uow_factories.items()
+            if getattr(factory, "location", None) == location
+        }
 
     def _new_unit(self, source: str, target: type[Any], read_only: bool) -> Any:
         factory = self._uow_factories.get(source)

@@ -14,32 +14,53 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel
 
 from cqrs_mongo.errors import ConcurrencyError, InvalidSpecificationError
+from cqrs_mongo.persistence import in_memory_keyset as keyset
 from cqrs_mongo.persistence.hooks import Hooks
-from cqrs_mongo.persistence.search_result import SearchResult
+from cqrs_mongo.persistence.search_result import Page, SearchResult
 from cqrs_mongo.persistence.unit_of_work import UnitOfWork, UnitOfWorkState, advance_version
 from cqrs_mongo.specifications import QueryOptions, Specification
-from cqrs_mongo.specifications.bson_order import sort_key, type_class
 
 E = TypeVar("E", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
 ID = TypeVar("ID")
+T = TypeVar("T")
 
 Key = tuple[str, Any]
 
 
 class InMemoryStore:
-    """Collections of documents (plain dicts keyed by id), shared by units of work."""
+    """Collections of documents (plain dicts keyed by id), shared by units of work.
+
+    It also holds the other in-memory stores its units' handlers share (the event store, the
+    projection store), so that everything written through one unit-of-work factory is seen by
+    every handler reading through it: see :meth:`shared`.
+    """
 
     def __init__(self) -> None:
         self.collections: dict[str, dict[Any, dict[str, Any]]] = {}
+        self.extensions: dict[str, Any] = {}
 
     def collection(self, name: str) -> dict[Any, dict[str, Any]]:
         """The committed documents of collection ``name`` (created empty on first use)."""
         return self.collections.setdefault(name, {})
 
+    def shared(self, key: str, make: Callable[[], T]) -> T:
+        """The object kept under ``key``, made by ``make()`` on first use.
+
+        Example:
+            >>> store = InMemoryStore()
+            >>> store.shared("events", list) is store.shared("events", list)
+            True
+        """
+        found = self.extensions.get(key)
+        if found is None:
+            found = self.extensions[key] = make()
+        return found
+
     def clear(self) -> None:
-        """Drop every collection."""
+        """Drop every collection and every shared store."""
         self.collections.clear()
+        self.extensions.clear()
 
 
 _DELETED = object()
@@ -129,8 +150,15 @@ class InMemoryUnitOfWorkFactory:
         self.source = source
         self.hooks = hooks
 
+    @property
+    def location(self) -> tuple[str, int]:
+        """Where this factory's units write (its store), for the dispatcher's source check."""
+        return ("memory", id(self.store))
+
     def __call__(self) -> InMemoryUnitOfWork:
-        return InMemoryUnitOfWork(self.store, source=self.source, hooks=self.hooks)
+        unit = InMemoryUnitOfWork(self.store, source=self.source, hooks=self.hooks)
+        unit.factory = self
+        return unit
 
 
 class InMemoryRepository(Generic[E, ID]):
@@ -186,7 +214,9 @@ class InMemoryQueryPersistence(Generic[R, ID]):
     (``IQuerySpecificationPersistence``) over an in-memory collection.
 
     Subclass it and set ``dto_type`` and ``collection``; register the same class with both
-    ``register_query`` and ``register_query_spec``. Keyset cursors are not supported in memory.
+    ``register_query`` and ``register_query_spec``. Rows are ordered as MongoDB orders them,
+    ``id_field`` breaking ties; ``page()`` gives a ``next_cursor`` for ``with_cursor`` when
+    the page is full (keyset pagination, as on MongoDB).
     """
 
     dto_type: ClassVar[type[BaseModel]]
@@ -207,7 +237,8 @@ class InMemoryQueryPersistence(Generic[R, ID]):
         """Read models by a list of ids (a list) or by specification (a ``SearchResult``).
 
         Raises:
-            InvalidSpecificationError: ``criteria`` is a single string or uses a keyset cursor.
+            InvalidSpecificationError: ``criteria`` is a single string, or a cursor token is
+                malformed or was issued for another ordering.
         """
         if isinstance(criteria, (Specification, QueryOptions)):
             return self._search(QueryOptions.coerce(criteria), uow)
@@ -221,62 +252,52 @@ class InMemoryQueryPersistence(Generic[R, ID]):
         return [self.dto_type.model_validate(doc) for doc in found if doc is not None]
 
     def _search(self, options: QueryOptions, uow: InMemoryUnitOfWork) -> SearchResult[R]:
-        if options.cursor is not None:
-            raise InvalidSpecificationError("Keyset cursors are not supported in memory.")
+        ordering = keyset.effective_ordering(options.ordering, self.id_field)
+        start = None if options.cursor is None else keyset.decode_token(options.cursor, ordering)
 
-        def matching() -> list[dict[str, Any]]:
+        def matching() -> list[Any]:
             spec = options.specification
             docs = [
                 d
                 for d in uow.documents(self.collection_name())
                 if spec is None or spec.is_satisfied_by(d)
             ]
-            for field, descending in reversed(_ordering(options)):
-                docs.sort(key=_path_sort_key(field), reverse=descending)
-            return docs
+            return keyset.ordered(docs, ordering)
 
-        def page(docs: list[dict[str, Any]], limit: int | None) -> list[R]:
-            start = options.offset
-            stop = None if limit is None else start + limit
-            return [self._to_dto(d, options) for d in docs[start:stop]]
+        def window(docs: list[Any], limit: int | None) -> list[Any]:
+            if start is None:
+                begin = options.offset
+                return docs[begin : None if limit is None else begin + limit]
+            # Every match is at hand: refuse arrays on sort paths before paging at all.
+            for doc in docs:
+                keyset.sort_values(doc, ordering)
+            return keyset.after(docs, ordering, start)[:limit]
 
         async def load() -> list[R]:
-            return page(matching(), options.limit)
+            return [self._to_dto(d, options) for d in window(matching(), options.limit)]
 
         async def count() -> int:
             return len(matching())
 
         async def first() -> R | None:
             limit = 1 if options.limit is None else min(1, options.limit)
-            found = page(matching(), limit)
-            return found[0] if found else None
+            found = window(matching(), limit)
+            return self._to_dto(found[0], options) if found else None
 
-        return SearchResult(load, count=count, first=first)
+        async def page() -> Page[R]:
+            docs = matching()
+            items = window(docs, options.limit)
+            next_cursor = None
+            if items and options.limit is not None and len(items) == options.limit:
+                for doc in docs:
+                    keyset.sort_values(doc, ordering)
+                next_cursor = keyset.encode_token(keyset.sort_values(items[-1], ordering), ordering)
+            return Page([self._to_dto(d, options) for d in items], len(docs), next_cursor)
+
+        return SearchResult(load, count=count, first=first, page=page)
 
     def _to_dto(self, document: dict[str, Any], options: QueryOptions) -> R:
         if options.fields:
             kept = {f: document[f] for f in options.fields if f in document}
             return self.dto_type.model_construct(**kept)  # type: ignore[return-value]
         return self.dto_type.model_validate(document)  # type: ignore[return-value]
-
-
-def _ordering(options: QueryOptions) -> list[tuple[str, bool]]:
-    return [(key.field, key.descending) for key in options.ordering]
-
-
-def _path_sort_key(path: str) -> Callable[[dict[str, Any]], Any]:
-    def key(document: dict[str, Any]) -> Any:
-        # MongoDB orders by type class first (null and missing lowest), then by value.
-        value = _get_path(document, path)
-        return (type_class(value), sort_key(value))
-
-    return key
-
-
-def _get_path(document: Any, path: str) -> Any:
-    current = document
-    for part in path.split("."):
-        if not isinstance(current, dict) or part not in current:
-            return None
-        current = current[part]
-    return current

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -16,6 +17,17 @@ FirstLoader = Callable[[], Awaitable[U | None]]
 PageLoader = Callable[[], Awaitable["Page[U]"]]
 
 DEFAULT_BATCH_SIZE = 100
+
+
+@asynccontextmanager
+async def closing_stream(items: AsyncIterator[U]) -> AsyncIterator[AsyncIterator[U]]:
+    """``items``, closed (``aclose()``, where it has one) when the block is left, however."""
+    try:
+        yield items
+    finally:
+        close = getattr(items, "aclose", None)
+        if close is not None:
+            await close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +99,22 @@ class SearchResult(Generic[T]):
     async def stream(self, batch_size: int = DEFAULT_BATCH_SIZE) -> AsyncIterator[T]:
         """Yield items one by one, fetching ``batch_size`` at a time from the store.
 
+        Leaving the loop early releases the store's resources (a server cursor, a unit of
+        work) when this generator is closed: at once with ``aclose()`` or
+        ``contextlib.aclosing``, else within a few event-loop turns after a bare ``break``.
+
         Raises:
             ValueError: ``batch_size`` is not a positive integer.
         """
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         if self._stream is not None:
-            async for item in self._stream(batch_size):
-                yield item
+            # An ``async for`` does not close the generator it leaves; without aclosing, a
+            # consumer's break would leave the store's stream (its server cursor and unit
+            # of work) open until the garbage collector finalised it in another task.
+            async with closing_stream(self._stream(batch_size)) as items:
+                async for item in items:
+                    yield item
             return
         for item in await self._load():
             yield item
@@ -126,8 +146,9 @@ class SearchResult(Generic[T]):
             return [fn(item) for item in await self._load()]
 
         async def stream(batch_size: int) -> AsyncIterator[Any]:
-            async for item in self.stream(batch_size):
-                yield fn(item)
+            async with closing_stream(self.stream(batch_size)) as items:
+                async for item in items:
+                    yield fn(item)
 
         async def first() -> Any:
             item = await self.first()

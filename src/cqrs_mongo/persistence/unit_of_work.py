@@ -3,8 +3,11 @@
 States: ``new`` -> ``active`` -> ``committed`` | ``rolled_back`` -> ``closed``. Using it as an
 async context manager begins it, commits on a clean exit and rolls back on an exception.
 After-commit callbacks (cache invalidation, notifications) run only after a successful commit;
-a failing callback is logged and does not undo the commit. Rollback callbacks let writers undo
-in-memory effects (an aggregate's version, its pending events) when the transaction aborts.
+a failing callback is logged and does not undo the commit. Commit-unknown callbacks run when the
+commit was attempted and did not report success (an unknown result, a write-concern error, a
+cancellation while the commit was in flight), before the error propagates: it may have
+committed. Rollback callbacks let writers undo in-memory effects (an aggregate's version, its
+pending events) when the transaction aborts.
 """
 
 from __future__ import annotations
@@ -12,20 +15,34 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, Self
 
-from cqrs_mongo.errors import UnitOfWorkError
-from cqrs_mongo.persistence.hooks import Hooks
+from cqrs_mongo.errors import NonTransactionalRollbackWarning, UnitOfWorkError
+from cqrs_mongo.persistence.hooks import Hooks, Observation, observe
 
 logger = logging.getLogger("cqrs_mongo.unit_of_work")
 
 Callback = Callable[[], Awaitable[None] | None]
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("cqrs_mongo_unit_of_work", default=None)
+
+
+def _reset_current(unit: UnitOfWork, token: Token[UnitOfWork | None]) -> None:
+    try:
+        _current.reset(token)
+    except ValueError:
+        # Closed from another Context than the one it began in: an abandoned async
+        # generator (a stream left with break) is finalised by the event loop in a task of
+        # its own. The Context the unit was set in is out of reach; in this one, stop
+        # naming the closed unit current.
+        if _current.get() is unit:
+            previous = token.old_value
+            _current.set(None if previous is Token.MISSING else previous)
 
 
 def current_unit_of_work() -> UnitOfWork | None:
@@ -50,23 +67,42 @@ class UnitOfWork(ABC):
     handler needs from its store (a session, a database) is an attribute of the subclass.
 
     Attributes:
+        has_written: a write was attempted in this unit (readers then bypass caches).
+        applied_writes: how many writes reached the store (see :meth:`note_applied_write`).
         source: the persistence source this unit belongs to, or ``None`` when unknown; the
             dispatcher refuses a unit whose source differs from the handler's.
         read_only: set before entering to say no write will happen (a Mongo unit then reads
             in a session without a transaction, so long cursors are safe).
+        factory: the factory that made this unit (set by the factory), or ``None`` for a unit
+            built by hand; the dispatcher knows each source's factory, so a unit of another
+            source's factory is refused even when no ``source`` was given.
+        attempt: which attempt of a retried handler this unit is (from 1), for observers.
     """
 
     def __init__(
         self, source: str | None = None, hooks: Hooks | None = None, read_only: bool = False
     ) -> None:
         self.source = source
+        self.factory: Any = None
         self.read_only = read_only
         self.hooks = hooks if hooks is not None else Hooks()
         self.state = UnitOfWorkState.NEW
         self.has_written = False
+        # (entity type name, id) of every aggregate the dispatcher wrote in this unit: a
+        # retried handler queues for these after a conflict (the Mongo runner's contention).
+        self.touched: set[tuple[str, Any]] = set()
+        self.applied_writes = 0
         self._after_commit: list[Callback] = []
+        self._after_commit_unknown: list[Callback] = []
         self._after_rollback: list[Callback] = []
+        # id(entity) -> (entity, version before the unit's first write of it): restored on
+        # rollback however many times the unit wrote the entity.
+        self._versions_at_start: dict[int, tuple[Any, Any]] = {}
         self._token: Token[UnitOfWork | None] | None = None
+        self.attempt = 1
+        # Process-wide observers (tracing) see the unit from begin to close as one span.
+        self._observation: Observation | None = None
+        self._failure: BaseException | None = None
 
     # --- the primitives a store implements -------------------------------------------------
 
@@ -94,8 +130,16 @@ class UnitOfWork(ABC):
             UnitOfWorkError: the unit was already started.
         """
         self._require(UnitOfWorkState.NEW, "begin")
-        async with self.hooks.span("uow.begin", type(self), source=self.source):
-            await self._begin()
+        detail = {"read_only": self.read_only, "attempt": self.attempt}
+        self._observation = observe("uow", type(self), self.source, detail)
+        try:
+            async with self.hooks.span("uow.begin", type(self), source=self.source):
+                await self._begin()
+        except BaseException as exc:
+            self._end_observation(exc)
+            raise
+        if self._observation is not None:
+            detail["in_transaction"] = bool(getattr(self, "in_transaction", False))
         self.state = UnitOfWorkState.ACTIVE
         self._token = _current.set(self)
         return self
@@ -107,8 +151,14 @@ class UnitOfWork(ABC):
             UnitOfWorkError: the unit is not active.
         """
         self._require(UnitOfWorkState.ACTIVE, "commit")
-        async with self.hooks.span("uow.commit", type(self), source=self.source):
-            await self._commit()
+        try:
+            async with self.hooks.span("uow.commit", type(self), source=self.source):
+                await self._commit()
+        except BaseException:
+            # Whatever went wrong (even a cancellation), the store may have committed.
+            await self._run_callbacks(self._after_commit_unknown, "commit-unknown")
+            raise
+        self._after_commit_unknown.clear()
         self.state = UnitOfWorkState.COMMITTED
         await self._run_callbacks(self._after_commit, "after-commit")
 
@@ -119,6 +169,8 @@ class UnitOfWork(ABC):
             UnitOfWorkError: the unit is not active.
         """
         self._require(UnitOfWorkState.ACTIVE, "roll back")
+        if self.applied_writes and not self.can_roll_back:
+            _warn_writes_stay(self)
         try:
             async with self.hooks.span("uow.rollback", type(self), source=self.source):
                 await self._rollback()
@@ -134,11 +186,16 @@ class UnitOfWork(ABC):
             if self.state is UnitOfWorkState.ACTIVE:
                 await self.rollback()
         finally:
+            if self._observation is not None:
+                self._observation.detail["outcome"] = self.state.value
             self.state = UnitOfWorkState.CLOSED
             if self._token is not None:
-                _current.reset(self._token)
+                _reset_current(self, self._token)
                 self._token = None
-            await self._close()
+            try:
+                await self._close()
+            finally:
+                self._end_observation(self._failure)
 
     async def __aenter__(self) -> Self:
         return await self.begin()
@@ -149,9 +206,13 @@ class UnitOfWork(ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._failure = exc
         try:
             if exc_type is None and self.state is UnitOfWorkState.ACTIVE:
                 await self.commit()
+        except BaseException as commit_failure:
+            self._failure = commit_failure
+            raise
         finally:
             await self.close()
 
@@ -162,10 +223,49 @@ class UnitOfWork(ABC):
         self._require_open("register an after-commit callback")
         self._after_commit.append(callback)
 
+    def on_commit_unknown(self, callback: Callback) -> None:
+        """Run ``callback`` if the commit is attempted but does not report success.
+
+        It then runs before the commit's error (or cancellation) propagates, because the
+        transaction may have committed all the same; it may also run when it did not (the
+        unit cannot always tell), so it must be harmless then, as invalidating a cache is.
+        """
+        self._require_open("register a commit-unknown callback")
+        self._after_commit_unknown.append(callback)
+
     def on_rollback(self, callback: Callback) -> None:
         """Run ``callback`` after a rollback (never after a commit)."""
         self._require_open("register a rollback callback")
         self._after_rollback.append(callback)
+
+    def keep_version_for_rollback(self, entity: Any) -> None:
+        """Put ``entity.version`` back to its current value if the unit rolls back.
+
+        Call it before a write moves the version on. Only the first call for an entity in a
+        unit counts, so after several writes a rollback restores the version the entity had
+        before the unit's first write of it, not the one before the last.
+
+        Raises:
+            UnitOfWorkError: the unit is already committed, rolled back or closed.
+        """
+        self._require_open("register a rollback callback")
+        key = id(entity)
+        if key in self._versions_at_start:
+            return
+        if not self._versions_at_start:
+            self._after_rollback.append(self._restore_versions)
+        # The entity itself is kept so its id() cannot be reused by another object meanwhile.
+        self._versions_at_start[key] = (entity, entity.version)
+
+    def note_applied_write(self) -> None:
+        """Count a write of this unit that has reached the store.
+
+        Without a transaction such a write stays when the unit rolls back, and the rollback
+        warns (:class:`~cqrs_mongo.errors.NonTransactionalRollbackWarning`). The package's
+        writers call it (``write_versioned``, the event-sourced repository); a repository of
+        your own that writes with the driver directly should call it after each write.
+        """
+        self.applied_writes += 1
 
     def record_write(self) -> None:
         """Note that the unit has written (readers then bypass caches).
@@ -179,11 +279,22 @@ class UnitOfWork(ABC):
         self.has_written = True
 
     @property
+    def can_roll_back(self) -> bool:
+        """Whether a rollback discards the unit's writes (false without a transaction)."""
+        return True
+
+    @property
     def is_active(self) -> bool:
         """Whether the unit has begun and not yet committed, rolled back or closed."""
         return self.state is UnitOfWorkState.ACTIVE
 
     # --- internals -------------------------------------------------------------------------
+
+    def _end_observation(self, error: BaseException | None) -> None:
+        observation, self._observation = self._observation, None
+        if observation is not None:
+            observation.detail.setdefault("outcome", self.state.value)
+            observation.finish(error)
 
     def _require(self, state: UnitOfWorkState, action: str) -> None:
         if self.state is not state:
@@ -192,6 +303,11 @@ class UnitOfWork(ABC):
     def _require_open(self, action: str) -> None:
         if self.state not in (UnitOfWorkState.NEW, UnitOfWorkState.ACTIVE):
             raise UnitOfWorkError(f"Cannot {action}: unit of work is {self.state.value}.")
+
+    def _restore_versions(self) -> None:
+        restores, self._versions_at_start = self._versions_at_start, {}
+        for entity, version in restores.values():
+            entity.version = version
 
     async def _run_callbacks(self, callbacks: list[Callback], kind: str) -> None:
         pending, callbacks[:] = list(callbacks), []
@@ -204,28 +320,41 @@ class UnitOfWork(ABC):
                 logger.exception("%s callback %r failed; continuing.", kind, callback)
 
 
+def _warn_writes_stay(uow: UnitOfWork) -> None:
+    message = (
+        f"{type(uow).__name__} (source {uow.source!r}) rolled back without a transaction: "
+        "its writes were applied one by one and stay. Test rollback on a deployment with "
+        "transactions (the embedded server: the mongo_client fixture) or in memory, and use "
+        "require_transactions=True to refuse deployments without them."
+    )
+    logger.warning(message)
+    warnings.warn(message, NonTransactionalRollbackWarning, stacklevel=4)
+
+
 def advance_version(entity: Any, version: int, uow: UnitOfWork, *, durable: bool = False) -> None:
     """Move ``entity.version`` to ``version`` after a successful write in ``uow``.
 
-    The version goes back if the unit rolls back, and the aggregate's pending events (if it
-    has any) are forgotten once the unit commits. ``durable=True`` says the write is already
+    If the unit rolls back, the version goes back to what it was before the unit's *first*
+    write of ``entity`` (however many writes followed); once the unit commits, the aggregate's
+    pending events (if it has any) are forgotten. ``durable=True`` says the write is already
     permanent (no transaction): pending events are forgotten at once and nothing is undone.
+
+    Raises:
+        UnitOfWorkError: ``uow`` is already committed, rolled back or closed.
     """
-    previous = entity.version
-    entity.version = version
     pending = list(getattr(entity, "pending_events", ()))
+    uow.note_applied_write()
     if durable:
+        entity.version = version
         if pending:
             entity.clear_pending_events(pending)
         return
-
-    def restore() -> None:
-        entity.version = previous
+    uow.keep_version_for_rollback(entity)
+    entity.version = version
 
     def forget_persisted() -> None:
         entity.clear_pending_events(pending)
 
-    uow.on_rollback(restore)
     if pending:
         uow.on_commit(forget_persisted)
 

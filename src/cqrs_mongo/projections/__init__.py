@@ -8,6 +8,10 @@ from cqrs_mongo.projections.in_memory import (
     InMemoryProjectionStore,
     run_after_commit,
 )
+from cqrs_mongo.projections.in_memory_query import (
+    InMemoryProjectionPersistence,
+    shared_projection_store,
+)
 from cqrs_mongo.projections.keys import identity_key
 from cqrs_mongo.projections.lifecycle import (
     Lag,
@@ -24,6 +28,7 @@ __all__ = [
     "BOOKKEEPING_FIELDS",
     "AfterCommit",
     "InMemoryProjectionContext",
+    "InMemoryProjectionPersistence",
     "InMemoryProjectionRunner",
     "InMemoryProjectionStore",
     "Lag",
@@ -37,4 +42,5 @@ __all__ = [
     "WorkerState",
     "identity_key",
     "run_after_commit",
+    "shared_projection_store",
 ]

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, ClassVar
 
 from cqrs_mongo.errors import InvalidSpecificationError
 from cqrs_mongo.specifications.document import as_document
 from cqrs_mongo.specifications.evaluator import matches_condition
+from cqrs_mongo.specifications.limits import (
+    MAX_DEPTH,
+    MAX_SPECIFICATION_BYTES,
+    check_depth,
+    check_size,
+    measure,
+)
 from cqrs_mongo.specifications.operators import Operator
 from cqrs_mongo.specifications.paths import validate_field_path
 from cqrs_mongo.specifications.validation import check_value
@@ -101,14 +109,30 @@ class Condition(Specification):
     field: str
     operator: Operator
     value: Any = None
+    _depth: int = dataclass_field(default=1, init=False, repr=False, compare=False)
+    _size: int = dataclass_field(default=0, init=False, repr=False, compare=False)
     kind: ClassVar[str] = "condition"
 
     def __init__(self, field: str, operator: Operator | str, value: Any = None) -> None:
         path = validate_field_path(field)
         op = Operator.parse(operator)
-        object.__setattr__(self, "field", path)
-        object.__setattr__(self, "operator", op)
-        object.__setattr__(self, "value", check_value(op, value, path, Specification))
+        frozen = check_value(op, value, path, Specification)
+        if type(frozen) is str:  # the usual case, measured inline
+            depth, size = 1, len(frozen) + len(path) + 13
+        else:
+            inner = _measure_node(frozen) if isinstance(frozen, Specification) else measure(frozen)
+            depth, size = inner[0] + 1, inner[1] + len(path) + 8
+            if depth > MAX_DEPTH or size > MAX_SPECIFICATION_BYTES:  # name it only if refusing
+                check_depth(depth, f"The condition on field {path!r}")
+                check_size(size, f"The condition on field {path!r}")
+        if size > MAX_SPECIFICATION_BYTES:
+            check_size(size, f"The condition on field {path!r}")
+        setattr_ = object.__setattr__
+        setattr_(self, "field", path)
+        setattr_(self, "operator", op)
+        setattr_(self, "value", frozen)
+        setattr_(self, "_depth", depth)
+        setattr_(self, "_size", size)
 
     def matches(self, document: Mapping[str, Any]) -> bool:
         return matches_condition(document, self.field, self.operator, self.value)
@@ -122,11 +146,15 @@ class Condition(Specification):
 class And(Specification):
     """All children match; with no children, everything matches."""
 
-    children: tuple[Specification, ...] = field(default=())
+    children: tuple[Specification, ...] = dataclass_field(default=())
+    _depth: int = dataclass_field(default=1, init=False, repr=False, compare=False)
+    _size: int = dataclass_field(default=0, init=False, repr=False, compare=False)
     kind: ClassVar[str] = "and"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "children", _checked_children(self.children, "and"))
+        children = _checked_children(self.children, "and")
+        object.__setattr__(self, "children", children)
+        _set_measures(self, children, "An 'and' group")
 
     def matches(self, document: Mapping[str, Any]) -> bool:
         return all(child.matches(document) for child in self.children)
@@ -140,6 +168,8 @@ class Or(Specification):
     """At least one child matches; it must have at least one child."""
 
     children: tuple[Specification, ...]
+    _depth: int = dataclass_field(default=1, init=False, repr=False, compare=False)
+    _size: int = dataclass_field(default=0, init=False, repr=False, compare=False)
     kind: ClassVar[str] = "or"
 
     def __post_init__(self) -> None:
@@ -147,6 +177,7 @@ class Or(Specification):
         if not children:
             raise InvalidSpecificationError("An 'or' group needs at least one specification.")
         object.__setattr__(self, "children", children)
+        _set_measures(self, children, "An 'or' group")
 
     def matches(self, document: Mapping[str, Any]) -> bool:
         return any(child.matches(document) for child in self.children)
@@ -160,6 +191,8 @@ class Not(Specification):
     """The child does not match (a missing field makes most conditions not match)."""
 
     child: Specification
+    _depth: int = dataclass_field(default=1, init=False, repr=False, compare=False)
+    _size: int = dataclass_field(default=0, init=False, repr=False, compare=False)
     kind: ClassVar[str] = "not"
 
     def __post_init__(self) -> None:
@@ -167,12 +200,35 @@ class Not(Specification):
             raise InvalidSpecificationError(
                 f"A 'not' group needs a specification, got {type(self.child).__name__}."
             )
+        _set_measures(self, (self.child,), "A 'not' group")
 
     def matches(self, document: Mapping[str, Any]) -> bool:
         return not self.child.matches(document)
 
     def to_dict(self) -> dict[str, Any]:
         return {"not": self.child.to_dict()}
+
+
+def _measure_node(node: Specification) -> tuple[int, int]:
+    # A Specification subclass of the caller's own carries no measures: count it as a leaf.
+    return getattr(node, "_depth", 1), getattr(node, "_size", 0)
+
+
+def _set_measures(node: Specification, children: tuple[Specification, ...], what: str) -> None:
+    """Record the node's depth and values' size, refusing a tree a server could not take.
+
+    Checked at every node, so no tree deeper than ``MAX_DEPTH`` ever exists for the
+    recursive walks (compile, evaluate, ``to_dict``, hashing) to overflow Python's stack on.
+    """
+    depth, size = 0, 8
+    for child in children:
+        child_depth, child_size = _measure_node(child)
+        depth = max(depth, child_depth)
+        size += child_size
+    check_depth(depth + 1, what)
+    check_size(size, what)
+    object.__setattr__(node, "_depth", depth + 1)
+    object.__setattr__(node, "_size", size)
 
 
 def _checked_children(children: Any, group: str) -> tuple[Specification, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -48,7 +49,10 @@ _BSON_CLASSES = {
 
 
 def type_class(value: Any) -> TypeClass:
-    """The BSON type class ``value`` would be stored as (``None`` and missing are NULL)."""
+    """The BSON type class ``value`` would be stored as (``None`` and missing are NULL).
+
+    A type this module does not know is placed with MaxKey; see :func:`is_known_bson_value`.
+    """
     if value is None:
         return TypeClass.NULL
     if isinstance(value, bool):
@@ -65,10 +69,20 @@ def type_class(value: Any) -> TypeClass:
         return TypeClass.BINARY
     if isinstance(value, datetime):
         return TypeClass.DATE
+    if isinstance(value, re.Pattern):
+        return TypeClass.REGEX  # the driver stores a compiled pattern as a BSON regex
     kind = type(value)
     if kind.__module__.startswith("bson") and kind.__name__ in _BSON_CLASSES:
         return _BSON_CLASSES[kind.__name__]
     return TypeClass.MAX_KEY
+
+
+def is_known_bson_value(value: Any) -> bool:
+    """Whether :func:`type_class` knows ``value``'s type (rather than guessing MaxKey)."""
+    kind = type_class(value)
+    if kind is not TypeClass.MAX_KEY:
+        return True
+    return type(value).__module__.startswith("bson") and type(value).__name__ == "MaxKey"
 
 
 def _number(value: Any) -> int | float | Decimal:
@@ -81,7 +95,8 @@ def _number(value: Any) -> int | float | Decimal:
     return converted
 
 
-def _is_nan(value: Any) -> bool:
+def is_nan(value: Any) -> bool:
+    """Whether the number ``value`` (int, float, Decimal, Decimal128, Int64) is NaN."""
     number = _number(value)
     return number.is_nan() if isinstance(number, Decimal) else math.isnan(number)
 
@@ -105,7 +120,7 @@ def sort_key(value: Any) -> Any:
     """A key ordering same-class values as MongoDB does (numbers by value, NaN lowest)."""
     kind = type_class(value)
     if kind is TypeClass.NUMBER:
-        return (0, 0) if _is_nan(value) else (1, _number(value))
+        return (0, 0) if is_nan(value) else (1, _number(value))
     if kind is TypeClass.DATE:
         return _millis(value)
     if kind is TypeClass.BINARY:
@@ -130,8 +145,8 @@ def bson_equal(left: Any, right: Any) -> bool:
         return len(left) == len(right) and all(
             bson_equal(a, b) for a, b in zip(left, right, strict=True)
         )
-    if kind is TypeClass.NUMBER and (_is_nan(left) or _is_nan(right)):
-        return _is_nan(left) and _is_nan(right)
+    if kind is TypeClass.NUMBER and (is_nan(left) or is_nan(right)):
+        return is_nan(left) and is_nan(right)
     return bool(sort_key(left) == sort_key(right))
 
 
@@ -140,7 +155,7 @@ def bson_compare(left: Any, right: Any) -> int | None:
 
     Query operators treat NaN as equal only to NaN and never greater or less than anything.
     """
-    if type_class(left) is TypeClass.NUMBER and (_is_nan(left) or _is_nan(right)):
-        return 0 if _is_nan(left) and _is_nan(right) else None
+    if type_class(left) is TypeClass.NUMBER and (is_nan(left) or is_nan(right)):
+        return 0 if is_nan(left) and is_nan(right) else None
     a, b = sort_key(left), sort_key(right)
     return int(a > b) - int(a < b)

@@ -8,7 +8,7 @@ from typing import Any, Final
 from cqrs_mongo.specifications.bson_order import TypeClass, bson_compare, bson_equal, type_class
 from cqrs_mongo.specifications.document import as_value
 from cqrs_mongo.specifications.operators import Operator
-from cqrs_mongo.specifications.patterns import compiled
+from cqrs_mongo.specifications.patterns import compiled, is_case_insensitive, text_pattern
 
 MISSING: Final = object()
 """Stands for a field the path does not reach."""
@@ -84,10 +84,26 @@ def compares(values: list[Any], operator: Operator, bound: Any) -> bool:
 
 def _text(values: list[Any], operator: Operator, text: str) -> bool:
     pattern = compiled(operator, text)
-    return any(
-        isinstance(value, str) and pattern.search(value) is not None
-        for value in _with_elements(values)
-    )
+    for value in _with_elements(values):
+        if isinstance(value, str):
+            if pattern.search(value) is not None:
+                return True
+        elif type_class(value) is TypeClass.REGEX and _same_regex(value, operator, text):
+            return True
+    return False
+
+
+# BSON regex options in the order the driver writes them, from the ``re`` flags it reads.
+_OPTION_FLAGS = (("i", 2), ("l", 4), ("m", 8), ("s", 16), ("u", 32), ("x", 64))
+
+
+def _same_regex(stored: Any, operator: Operator, text: str) -> bool:
+    # The server does not run a $regex against a stored regular expression: it matches one
+    # whose pattern and options equal the query's (the operator's i* variants send "i").
+    flags = int(getattr(stored, "flags", 0))
+    options = "".join(letter for letter, bit in _OPTION_FLAGS if flags & bit)
+    wanted = "i" if is_case_insensitive(operator) else ""
+    return bool(stored.pattern == text_pattern(operator, text) and options == wanted)
 
 
 def _elem_match(values: list[Any], spec: Any) -> bool:

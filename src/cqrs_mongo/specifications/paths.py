@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cqrs_mongo.errors import InvalidSpecificationError
+from cqrs_mongo.specifications.limits import check_text
 
 MAX_PATH_LENGTH = 1_000
 """Longest field path accepted, in characters."""
@@ -19,7 +20,7 @@ def validate_field_path(path: Any) -> str:
 
     A path is one or more non-empty segments joined by ``.``; no segment starts with ``$``
     (the server would read it as an operator), none is all digits (array positions are not
-    supported: use ``elem_match``), and the path holds no NUL byte.
+    supported: use ``elem_match``), and the path holds no NUL byte and no lone surrogate.
 
     Args:
         path: the field name to check, e.g. ``"customer.address.city"``.
@@ -39,6 +40,8 @@ def validate_field_path(path: Any) -> str:
         raise InvalidSpecificationError("Field name must not be empty.")
     if "\x00" in path:
         raise InvalidSpecificationError(f"Field name {path!r} must not contain a NUL byte.")
+    if not path.isascii():
+        check_text(path, f"Field name {path!r}")
     if len(path) > MAX_PATH_LENGTH:
         raise InvalidSpecificationError(
             f"Field name is {len(path)} characters long; at most {MAX_PATH_LENGTH} are allowed."

@@ -7,6 +7,9 @@ from functools import lru_cache
 
 from cqrs_mongo.specifications.operators import CASE_INSENSITIVE, Operator
 
+MAX_LIKE_WILDCARDS = 32
+"""Most ``%`` wildcards (runs counting once) a ``like``/``ilike`` pattern may hold."""
+
 END_OF_TEXT = r"(?![\s\S])"
 ANY_CHAR = r"[\s\S]"
 
@@ -30,19 +33,52 @@ def text_pattern(operator: Operator, text: str) -> str:
 
 
 def like_to_regex(pattern: str) -> str:
-    """SQL LIKE to regex: ``%`` any run, ``_`` one character, ``\\`` escapes the next one."""
-    out: list[str] = []
+    """SQL LIKE to a regex that matches in linear time (anchors are the caller's).
+
+    ``%`` is any run of characters, ``_`` one character, ``\\`` escapes the next one; a run
+    of ``%`` is one wildcard. Translating each ``%`` to ``[\\s\\S]*`` lets a backtracking
+    engine (PCRE on the server, ``re`` in memory) retry every split of the text between
+    wildcards, exponential in their number. Instead the pattern is cut at its wildcards
+    into fixed-width segments, and each middle segment is found at its *first* occurrence
+    with a tempered loop, ``(?:(?!seg)[\\s\\S])*seg``: the loop cannot step over a
+    place where ``seg`` starts, so there is one way to match it and a failure later on
+    costs one pass back over the text, not a new search. Taking the first occurrence
+    loses no match, since a segment has a fixed width and whatever follows it starts
+    with a wildcard. The last segment must end the text: ``[\\s\\S]*seg``.
+    """
+    segments = like_segments(pattern)
+    if len(segments) == 1:
+        return segments[0]
+    first, *middle, last = segments
+    found = "".join(f"(?:(?!{seg}){ANY_CHAR})*{seg}" for seg in middle)
+    return f"{first}{found}{ANY_CHAR}*{last}"
+
+
+def like_segments(pattern: str) -> list[str]:
+    """The regex pieces of ``pattern`` between its wildcard runs (first and last may be empty).
+
+    ``len(like_segments(p)) - 1`` is the number of ``%`` wildcards once runs are collapsed.
+    """
+    segments: list[str] = []
+    current: list[str] = []
+    after_wildcard = False
     chars = iter(pattern)
     for char in chars:
         if char == "%":
-            out.append(ANY_CHAR + "*")
-        elif char == "_":
-            out.append(ANY_CHAR)
+            if not after_wildcard:
+                segments.append("".join(current))
+                current = []
+            after_wildcard = True
+            continue
+        after_wildcard = False
+        if char == "_":
+            current.append(ANY_CHAR)
         elif char == "\\":
-            out.append(re.escape(next(chars, "\\")))
+            current.append(re.escape(next(chars, "\\")))
         else:
-            out.append(re.escape(char))
-    return "".join(out)
+            current.append(re.escape(char))
+    segments.append("".join(current))
+    return segments
 
 
 def is_case_insensitive(operator: Operator) -> bool:

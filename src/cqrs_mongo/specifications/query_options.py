@@ -144,7 +144,8 @@ class QueryOptions:
         """A copy returning only ``fields`` (and ``_id``); no fields means all of them.
 
         Raises:
-            InvalidSpecificationError: a field name is invalid.
+            InvalidSpecificationError: a field name is invalid, or one lies inside another
+                (``"a"`` and ``"a.b"``).
         """
         selected = tuple(fields) or None
         _check_fields(selected)
@@ -211,9 +212,17 @@ def _check_exclusive(offset: int, cursor: str | None) -> None:
 
 
 def _check_fields(fields: Iterable[Any] | None) -> None:
-    if fields is not None:
-        for name in fields:
-            validate_field_path(name)
+    if fields is None:
+        return
+    names = [validate_field_path(name) for name in fields]
+    # The server refuses a projection naming a path and a path inside it ("Path
+    # collision"), so such a selection could never run.
+    for name in names:
+        for other in names:
+            if other.startswith(f"{name}."):
+                raise InvalidSpecificationError(
+                    f"Selected fields {name!r} and {other!r} overlap; select only {name!r}."
+                )
 
 
 def _check_limit(limit: Any) -> None:

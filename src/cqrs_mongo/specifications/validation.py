@@ -8,7 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from cqrs_mongo.errors import InvalidSpecificationError
+from cqrs_mongo.specifications.limits import check_decimal, check_size, check_text
 from cqrs_mongo.specifications.operators import COMPARISONS, TEXT_MATCHES, Operator
+from cqrs_mongo.specifications.patterns import MAX_LIKE_WILDCARDS, like_segments
 from cqrs_mongo.specifications.values import FrozenDocument, freeze, has_operator_keys
 
 MAX_PATTERN_LENGTH = 1_000
@@ -37,6 +39,13 @@ def check_value(operator: Operator, value: Any, field: str, spec_type: type) -> 
         # The common case, a plain scalar compared to a field, is already frozen; skip
         # building the error context nothing will name.
         kind = type(value)
+        if kind is str:
+            if not value.isascii():
+                check_text(value, f"Value for field {field!r}")
+            return value
+        if kind is Decimal:
+            check_decimal(value, f"field {field!r} ({operator.value})")
+            return value
         if kind in _PLAIN_SCALARS or (kind is int and _INT64_MIN <= value <= _INT64_MAX):
             return value
     where = f"field {field!r} ({operator.value})"
@@ -49,7 +58,7 @@ def check_value(operator: Operator, value: Any, field: str, spec_type: type) -> 
     if operator in (Operator.BETWEEN, Operator.NOT_BETWEEN):
         return _bounds(value, where)
     if operator in TEXT_MATCHES:
-        return _pattern(value, where)
+        return _pattern(value, where, operator in (Operator.LIKE, Operator.ILIKE))
     if operator in (Operator.IS_NULL, Operator.IS_NOT_NULL, Operator.EXISTS):
         return _flag(value, where)
     if operator is Operator.SIZE:
@@ -76,6 +85,7 @@ def _literal_list(value: Any, where: str) -> tuple[Any, ...]:
         raise InvalidSpecificationError(
             f"Value for {where} must be a list, got {type(value).__name__}."
         )
+    check_size(8 * len(value), f"Value for {where}")  # at least 8 bytes an element
     for item in value:
         # The server refuses documents with $-keys inside $in/$nin/$all ("cannot nest $ under
         # $in"), so such a value could never be sent literally.
@@ -100,7 +110,7 @@ def _bounds(value: Any, where: str) -> tuple[Any, Any]:
     return low, high
 
 
-def _pattern(value: Any, where: str) -> str:
+def _pattern(value: Any, where: str, like: bool) -> str:
     if not isinstance(value, str):
         raise InvalidSpecificationError(
             f"Value for {where} must be a string, got {type(value).__name__}."
@@ -112,6 +122,14 @@ def _pattern(value: Any, where: str) -> str:
         )
     if "\x00" in value:
         raise InvalidSpecificationError(f"Pattern for {where} must not contain a NUL byte.")
+    check_text(value, f"Pattern for {where}")
+    if like and "%" in value:
+        wildcards = len(like_segments(value)) - 1
+        if wildcards > MAX_LIKE_WILDCARDS:
+            raise InvalidSpecificationError(
+                f"Pattern for {where} has {wildcards} '%' wildcards; at most "
+                f"{MAX_LIKE_WILDCARDS} are allowed."
+            )
     return value
 
 

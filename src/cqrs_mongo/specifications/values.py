@@ -10,6 +10,14 @@ from decimal import Decimal
 from typing import Any
 
 from cqrs_mongo.errors import InvalidSpecificationError
+from cqrs_mongo.specifications.limits import (
+    MAX_DEPTH,
+    MAX_SPECIFICATION_BYTES,
+    check_decimal,
+    check_depth,
+    check_size,
+    check_text,
+)
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _SCALARS = (str, int, float, Decimal, bytes, datetime, uuid.UUID)
@@ -59,7 +67,7 @@ def is_object_id(value: Any) -> bool:
     return kind.__name__ == "ObjectId" and kind.__module__.startswith("bson")
 
 
-def freeze(value: Any, where: str) -> Any:
+def freeze(value: Any, where: str, depth: int = 0) -> Any:
     """A deep, immutable copy of literal ``value``: lists become tuples, dicts FrozenDocuments.
 
     Enums are replaced by their value, as the package's codecs store them.
@@ -67,10 +75,15 @@ def freeze(value: Any, where: str) -> Any:
     Args:
         value: the literal given by the caller.
         where: what the value belongs to, for the error message (e.g. ``"field 'tags'"``).
+        depth: how deep ``value`` sits in the caller's value (for the nesting limit).
 
     Raises:
-        InvalidSpecificationError: the value (or something inside it) is not storable data.
+        InvalidSpecificationError: the value (or something inside it) is not storable data:
+            an unsupported type, an int beyond 64 bits, a Decimal beyond Decimal128, a
+            string with a lone surrogate, or nesting deeper than ``MAX_DEPTH``.
     """
+    if depth > MAX_DEPTH:
+        check_depth(depth, f"Value for {where}")
     if isinstance(value, enum.Enum):
         value = value.value
     if (
@@ -81,10 +94,21 @@ def freeze(value: Any, where: str) -> Any:
         raise InvalidSpecificationError(
             f"Value for {where} is {value}, outside the 64-bit integer range a database stores."
         )
+    if isinstance(value, str):
+        if not value.isascii():
+            check_text(value, f"Value for {where}")
+        return value
+    if isinstance(value, Decimal):
+        check_decimal(value, where)
+        return value
     if value is None or isinstance(value, (bool, *_SCALARS)) or is_object_id(value):
         return value
     if isinstance(value, list | tuple):
-        return tuple(freeze(item, where) for item in value)
+        # Every element takes at least 8 encoded bytes: refuse a list that could never fit
+        # before walking a million of them.
+        if 8 * len(value) > MAX_SPECIFICATION_BYTES:
+            check_size(8 * len(value), f"Value for {where}")
+        return tuple(freeze(item, where, depth + 1) for item in value)
     if isinstance(value, Mapping):
         for key in value:
             if not isinstance(key, str) or "\x00" in key:
@@ -92,7 +116,8 @@ def freeze(value: Any, where: str) -> Any:
                     f"Value for {where} has key {key!r}; document keys must be strings "
                     "without NUL bytes."
                 )
-        return FrozenDocument({key: freeze(item, where) for key, item in value.items()})
+            check_text(key, f"A key in the value for {where}")
+        return FrozenDocument({key: freeze(item, where, depth + 1) for key, item in value.items()})
     raise InvalidSpecificationError(
         f"Value for {where} has unsupported type {type(value).__name__}: expected None, bool, "
         "int, float, Decimal, str, bytes, datetime, UUID, ObjectId, or a list or dict of those."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from caching_doubles import CountingCache, FakeClock, Order, World
+from caching_doubles import CountingCache, FakeClock, Order, OrderView, World
 
 from cqrs_mongo import HookEvent, Hooks
 from cqrs_mongo.cache import BreakerState, CircuitBreaker
@@ -117,7 +117,8 @@ async def test_a_failed_probe_keeps_the_breaker_open_without_logging_again(
     for _ in range(3):
         await cached.fetch_domain(Order, ["o1"])
         clock.now += 5
-    assert cache.calls == ["get_many"] * 3
+    # After the first failure each probe is the epoch bump the outage owes, and it fails too.
+    assert cache.calls == ["get_many", "set_many", "set_many"]
     assert len(outage_records(caplog)) == 1
 
 
@@ -167,3 +168,21 @@ def test_breaker_half_open_lets_one_probe_through() -> None:
     assert breaker.record_success() is False
     with pytest.raises(ValueError, match="cooldown"):
         CircuitBreaker(cooldown=0)
+
+
+async def test_a_projection_invalidation_during_an_outage_is_kept_and_replayed(
+    world: World, cache: CountingCache, cached: CachingPersistenceDispatcher, clock: FakeClock
+) -> None:
+    await world.save_view(OrderView(id="v1", status="new"))
+    await (await cached.fetch(OrderView, ["v1"]))
+    await world.save_view(OrderView(id="v1", status="shipped"))
+    cache.down = True
+
+    await cached.projection_invalidator({"order_views": OrderView})({"order_views": {"v1"}})
+    (during,) = await (await cached.fetch(OrderView, ["v1"]))
+    cache.down = False
+    clock.now += 5
+    (after,) = await (await cached.fetch(OrderView, ["v1"]))
+
+    assert (during.status, after.status) == ("shipped", "shipped")
+    assert cached._reads.pending_invalidations == 0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import fakeredis
 import pytest
 from caching_doubles import CountingCache, FakeClock, Order, OrderView, World
 
 from cqrs_mongo import (
+    ConcurrencyError,
     HookEvent,
     Hooks,
     InvalidSpecificationError,
@@ -242,7 +244,7 @@ async def test_a_rolled_back_unit_invalidates_nothing_and_caches_nothing_it_read
     assert cached.stats.bypassed == 2
 
 
-async def test_a_unit_that_has_not_written_reads_the_cache_but_does_not_fill_it(
+async def test_a_unit_that_has_not_written_reads_the_cache_and_fills_it(
     world: World, cached: CachingPersistenceDispatcher
 ) -> None:
     await world.seed_orders("warm", "cold")
@@ -254,11 +256,11 @@ async def test_a_unit_that_has_not_written_reads_the_cache_but_does_not_fill_it(
     assert world.probe.retrieves[-1] == ["cold"]
     reads = world.probe.reads
 
+    async with world.uow_factory() as uow:
+        again = await cached.fetch_domain(Order, ["cold", "warm"], uow=uow)
     await cached.fetch_domain(Order, ["cold"])
-    assert world.probe.reads == reads + 1  # read again: the unit did not store it
-    reads = world.probe.reads
-    await cached.fetch_domain(Order, ["cold"])
-    assert world.probe.reads == reads
+    assert [o.id for o in again] == ["cold", "warm"]
+    assert world.probe.reads == reads  # the first unit stored what it missed
 
 
 async def test_a_read_only_unit_fills_the_cache(
@@ -404,8 +406,10 @@ async def test_garbage_entries_are_misses_and_are_deleted(world: World, garbage:
     await cached.fetch_domain(Order, ["o1"])
     entry_keys = [k for k in store._entries if ":domain:" in k]
     generation = await store.get(next(k for k in store._entries if ":gen:" in k))
+    epoch = await store.get(next(k for k in store._entries if k.endswith(":epoch")))
     assert generation is not None
-    await store.set(entry_keys[0], garbage.replace(b"gen", generation))
+    assert epoch is not None
+    await store.set(entry_keys[0], garbage.replace(b"gen", epoch + b"~" + generation))
 
     (order,) = await cached.fetch_domain(Order, ["o1"])
 
@@ -472,3 +476,114 @@ async def test_a_unit_written_by_a_handler_that_does_not_record_writes_still_byp
         (mine,) = await cached.fetch_domain(Order, ["o1"], uow=uow)
 
     assert mine.status == "paid"
+
+
+# --- projection read models --------------------------------------------------------------------
+
+
+async def test_the_projection_invalidator_invalidates_exactly_the_ids_a_batch_changed(
+    world: World, cached: CachingPersistenceDispatcher
+) -> None:
+    for view_id in ("v1", "v2"):
+        await world.save_view(OrderView(id=view_id, status="new"))
+    await (await cached.fetch(OrderView, ["v1", "v2"]))
+    for view_id in ("v1", "v2"):
+        await world.save_view(OrderView(id=view_id, status="shipped"))  # the batch's writes
+    invalidate = cached.projection_invalidator({"order_views": OrderView})
+
+    # As the worker calls it once the batch committed: only v1 changed in the mapped table.
+    await invalidate({"order_views": frozenset({"v1"}), "checkpoints": frozenset({"p"})})
+
+    views = await (await cached.fetch(OrderView, ["v1", "v2"]))
+    assert [(v.id, v.status) for v in views] == [("v1", "shipped"), ("v2", "new")]
+    assert cached.stats.invalidations == 1
+
+
+async def test_the_projection_invalidator_accepts_several_types_per_collection(
+    world: World, cached: CachingPersistenceDispatcher
+) -> None:
+    await world.seed_orders("o1")
+    await world.save_view(OrderView(id="o1", status="new"))
+    await cached.fetch_domain(Order, ["o1"])
+    await (await cached.fetch(OrderView, ["o1"]))
+    invalidate = cached.projection_invalidator({"orders": [Order, OrderView]})
+
+    outcome = invalidate({"orders": frozenset({"o1"})})
+    await outcome
+
+    assert cached.stats.invalidations == 2
+    reads = world.probe.reads
+    await cached.fetch_domain(Order, ["o1"])
+    await (await cached.fetch(OrderView, ["o1"]))
+    assert world.probe.reads == reads + 2
+
+
+def test_the_projection_invalidator_refuses_what_is_not_a_type(
+    cached: CachingPersistenceDispatcher,
+) -> None:
+    with pytest.raises(TypeError, match="order_views"):
+        cached.projection_invalidator({"order_views": "OrderView"})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="order_views"):
+        cached.projection_invalidator({"order_views": []})
+
+
+# --- commits whose outcome is unknown ----------------------------------------------------------
+
+
+class CommitUnknown:
+    """An inner dispatcher whose apply writes, then fails as a commit with no known outcome."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    async def apply(self, entity: Any, uow: Any = None, events: Any = None) -> Any:
+        await self.world.dispatcher.apply(entity, uow=uow, events=events)
+        raise Boom("commit outcome unknown")
+
+    async def fetch_domain(self, entity_type: Any, ids: Any, uow: Any = None) -> Any:
+        return await self.world.dispatcher.fetch_domain(entity_type, ids, uow=uow)
+
+    async def fetch(self, result_type: Any, criteria: Any, uow: Any = None) -> Any:
+        return await self.world.dispatcher.fetch(result_type, criteria, uow=uow)
+
+
+async def test_an_apply_that_may_have_committed_holds_the_entry_until_the_hold_ends(
+    world: World,
+) -> None:
+    clock = FakeClock()
+    cached = CachingPersistenceDispatcher(
+        inner=CommitUnknown(world),
+        cache_service=InMemoryCacheService(clock=clock),
+        unknown_commit_hold=30,
+    )
+    await world.seed_orders("o1")
+    await cached.fetch_domain(Order, ["o1"])
+
+    with pytest.raises(Boom):
+        await cached.apply(await world.rename("o1", "paid"))
+
+    reads = world.probe.reads
+    found = [await cached.fetch_domain(Order, ["o1"]) for _ in range(2)]
+    assert [o.status for (o,) in found] == ["paid", "paid"]
+    assert world.probe.reads == reads + 2  # held: neither served nor stored
+    clock.now += 31  # the hold expired: caching resumes
+    await cached.fetch_domain(Order, ["o1"])
+    await cached.fetch_domain(Order, ["o1"])
+    assert world.probe.reads == reads + 3
+
+
+async def test_a_conflicting_apply_did_not_commit_and_holds_nothing(
+    world: World, cached: CachingPersistenceDispatcher
+) -> None:
+    await world.seed_orders("o1")
+    (stale,) = await world.dispatcher.fetch_domain(Order, ["o1"])
+    await world.dispatcher.apply(await world.rename("o1", "paid"))
+    await cached.fetch_domain(Order, ["o1"])
+
+    with pytest.raises(ConcurrencyError):
+        await cached.apply(stale)
+
+    reads = world.probe.reads
+    await cached.fetch_domain(Order, ["o1"])
+    assert world.probe.reads == reads
+    assert cached.stats.invalidations == 0

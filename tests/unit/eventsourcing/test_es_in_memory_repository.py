@@ -18,6 +18,8 @@ from cqrs_mongo.eventsourcing import (
     InMemoryEventStore,
     InMemorySnapshotStore,
     Snapshot,
+    shared_event_store,
+    shared_snapshot_store,
 )
 from cqrs_mongo.persistence import (
     InMemoryUnitOfWorkFactory,
@@ -115,7 +117,7 @@ async def test_persisting_twice_in_one_unit_appends_each_event_once(
         await repository.persist(order, uow)
 
     assert order.version == 2
-    stored = await repository.stored_events.read_stream("o-1")
+    stored = await shared_event_store(uow_factory).read_stream("o-1")
     assert [e.event_type for e in stored] == ["OrderCreated", "OrderSubmitted"]
 
 
@@ -279,8 +281,8 @@ async def test_rollback_leaves_no_events_and_no_snapshot(
             await repository.persist(order, uow)
             raise RuntimeError("boom")
 
-    assert repository.stored_events.streams == {}
-    assert repository.stored_snapshots.snapshots == {}
+    assert shared_event_store(uow_factory).streams == {}
+    assert shared_snapshot_store(uow_factory).snapshots == {}
 
 
 class VersionedOrder(Order):
@@ -301,7 +303,7 @@ async def test_the_aggregates_snapshot_schema_version_wins(
     async with uow_factory() as uow:
         await repository.persist(order, uow)
 
-    assert repository.stored_snapshots.snapshots["o-1"].schema_version == 7
+    assert shared_snapshot_store(uow_factory).snapshots["o-1"].schema_version == 7
 
 
 async def test_without_a_unit_of_work_pending_events_clear_at_once(

@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel
 
 from cqrs_mongo.domain import AggregateRoot, DomainEvent
-from cqrs_mongo.eventsourcing import InMemoryEventSourcedRepository, StoredEvent
+from cqrs_mongo.eventsourcing import InMemoryEventSourcedRepository, StoredEvent, shared_event_store
 from cqrs_mongo.persistence import InMemoryUnitOfWorkFactory
 
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -123,5 +123,5 @@ async def test_an_event_added_after_the_write_stays_pending_after_commit() -> No
     async with factory() as uow:
         await repository.persist(counter, uow)
     assert counter.pending_events == ()
-    stored = await repository.stored_events.read_stream("c-1")
+    stored = await shared_event_store(factory).read_stream("c-1")
     assert [(e.version, e.payload) for e in stored] == [(1, {"n": 1}), (2, {"n": 2})]

@@ -26,6 +26,7 @@ from cqrs_mongo import (
     PersistenceDispatcher,
     PersistenceRegistry,
     QueryOptions,
+    SourceMismatchError,
     SpecificationBuilder,
     UnitOfWork,
 )
@@ -46,8 +47,15 @@ def uow_factory(store: InMemoryStore) -> InMemoryUnitOfWorkFactory:
 
 
 @pytest.fixture
+def read_replica_uow_factory(store: InMemoryStore) -> InMemoryUnitOfWorkFactory:
+    # The read side's own factory (over the same store, as a replica would hold the same data):
+    # a query of a "read_replica" type runs in a unit of that factory, not of "default".
+    return InMemoryUnitOfWorkFactory(store)
+
+
+@pytest.fixture
 def dispatcher(
-    store: InMemoryStore, uow_factory: InMemoryUnitOfWorkFactory
+    uow_factory: InMemoryUnitOfWorkFactory, read_replica_uow_factory: InMemoryUnitOfWorkFactory
 ) -> PersistenceDispatcher:
     # The seed's "Setup" and "PersistenceRegistry" blocks.
     registry = PersistenceRegistry()
@@ -62,7 +70,7 @@ def dispatcher(
         result_type=OrderSummaryDTO, handler_cls=OrderSummarySpecQuery, source="read_replica"
     )
     return PersistenceDispatcher(
-        uow_factories={"default": uow_factory, "read_replica": InMemoryUnitOfWorkFactory(store)},
+        uow_factories={"default": uow_factory, "read_replica": read_replica_uow_factory},
         registry=registry,
         handler_factory=lambda cls: cls(),
     )
@@ -127,10 +135,12 @@ async def test_load_multiple_aggregates_in_the_order_asked(
 
 
 async def test_fetch_by_ids_and_by_specification_with_stream(
-    dispatcher: PersistenceDispatcher, uow_factory: InMemoryUnitOfWorkFactory
+    dispatcher: PersistenceDispatcher,
+    uow_factory: InMemoryUnitOfWorkFactory,
+    read_replica_uow_factory: InMemoryUnitOfWorkFactory,
 ) -> None:
     await seed_summaries(uow_factory)
-    async with uow_factory() as uow:
+    async with read_replica_uow_factory() as uow:
         # ID-based query
         result = await dispatcher.fetch(OrderSummaryDTO, ["order_1", "order_2"], uow=uow)
         orders = await result  # SearchResult -> list
@@ -151,6 +161,11 @@ async def test_fetch_by_ids_and_by_specification_with_stream(
         # Stream results (requires UnitOfWork)
         streamed = [order.id async for order in result.stream(batch_size=100)]
         assert sorted(streamed) == ["order_1", "order_2", "order_5"]
+
+    # A unit of the command side's factory is refused for the read side's source.
+    async with uow_factory() as uow:
+        with pytest.raises(SourceMismatchError, match=r"'read_replica'.*'default'"):
+            await (await dispatcher.fetch(OrderSummaryDTO, ["order_1"], uow=uow))
 
 
 async def test_seed_command_handler_submits_an_order(
@@ -185,7 +200,9 @@ async def test_seed_command_handler_submits_an_order(
 
 
 async def test_seed_query_handler_orders_and_paginates(
-    dispatcher: PersistenceDispatcher, uow_factory: InMemoryUnitOfWorkFactory
+    dispatcher: PersistenceDispatcher,
+    uow_factory: InMemoryUnitOfWorkFactory,
+    read_replica_uow_factory: InMemoryUnitOfWorkFactory,
 ) -> None:
     await seed_summaries(uow_factory)
 
@@ -202,6 +219,6 @@ async def test_seed_query_handler_orders_and_paginates(
         result = await dispatcher.fetch(OrderSummaryDTO, options, uow=uow)
         return await result
 
-    async with uow_factory() as uow:
+    async with read_replica_uow_factory() as uow:
         newest = await handle_get_customer_orders("cust_123", 2, dispatcher, uow)
     assert [o.id for o in newest] == ["order_5", "order_3"]

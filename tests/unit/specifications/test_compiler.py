@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -218,31 +219,43 @@ def test_keyset_filter_after_the_last_row() -> None:
 
     assert query.skip == 0
     assert query.count_filter == {"status": "open"}
-    assert query.filter == {
-        "status": "open",
-        "$or": [
-            {"score": {"$lt": 3}},
-            {"score": {"$eq": None}},
-            {"score": {"$eq": 3}, "_id": {"$gt": 7}},
-            {
-                "score": {"$eq": 3},
-                "_id": {
-                    "$type": [
-                        "string",
-                        "symbol",
-                        "object",
-                        "binData",
-                        "objectId",
-                        "bool",
-                        "date",
-                        "timestamp",
-                        "regex",
-                        "maxKey",
-                    ]
-                },
-            },
-        ],
-    }
+    later_types = [
+        "string",
+        "symbol",
+        "object",
+        "binData",
+        "objectId",
+        "bool",
+        "date",
+        "timestamp",
+        "regex",
+        "maxKey",
+    ]
+    branches = query.filter["$or"]
+    assert query.filter["status"] == "open"
+    assert math.isnan(branches.pop(1)["score"]["$eq"])  # NaN sorts below every number
+    assert branches == [
+        {"score": {"$lt": 3}},
+        {"score": {"$eq": None}},
+        {"score": {"$type": ["minKey"]}},
+        {"score": {"$eq": 3}, "_id": {"$gt": 7}},
+        {"score": {"$eq": 3}, "_id": {"$type": later_types}},
+        {"score": {"$type": "array"}},  # refused when met, see check_keyset_rows
+    ]
+
+
+LATER_THAN_NUMBER = [
+    "string",
+    "symbol",
+    "object",
+    "binData",
+    "objectId",
+    "bool",
+    "date",
+    "timestamp",
+    "regex",
+    "maxKey",
+]
 
 
 def test_keyset_filter_after_a_null_sort_value() -> None:
@@ -251,7 +264,8 @@ def test_keyset_filter_after_a_null_sort_value() -> None:
 
     branches = compile_query(options.with_cursor(token)).filter["$or"]
 
-    assert branches[0] == {"score": {"$ne": None}}
+    # Not {"$ne": None}: MinKey sorts before null.
+    assert branches[0] == {"score": {"$type": ["number", *LATER_THAN_NUMBER]}}
     assert branches[1] == {"score": {"$eq": None}, "_id": {"$gt": "k"}}
 
 
@@ -299,5 +313,19 @@ def test_cursor_needs_an_id_and_single_sort_values() -> None:
 
     with pytest.raises(InvalidSpecificationError, match="without '_id'"):
         encode_cursor({"tags": "a"}, options)
-    with pytest.raises(InvalidSpecificationError, match="'tags' holds an array"):
+    with pytest.raises(InvalidSpecificationError, match="'tags' reaches an array"):
         encode_cursor({"_id": 1, "tags": ["a"]}, options)
+
+
+@pytest.mark.parametrize(
+    "value", [bson.MinKey(), bson.MaxKey(), float("nan"), float("-inf"), None, bson.Int64(7)]
+)
+def test_cursor_tokens_round_trip_every_single_sort_value(value: Any) -> None:
+    options = QueryOptions().with_ordering("-score")
+    token = encode_cursor({"_id": 1, "score": value}, options)
+
+    decoded, row_id = query_compiler.decode_cursor(token, options)
+
+    assert row_id == 1
+    assert type(decoded) is type(value)
+    assert decoded == value or (value != value and decoded != decoded)  # NaN

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from cqrs_mongo.errors import InvalidSpecificationError
-from cqrs_mongo.specifications import Condition, Specification
+from cqrs_mongo.mongo.queries.query_compiler import compile_filter
+from cqrs_mongo.specifications import And, Condition, Not, Or, QueryOptions, Specification
 
 
 @pytest.mark.parametrize(
@@ -116,3 +119,107 @@ def test_from_dict_enforces_the_allow_list() -> None:
         Specification.from_dict(data, allowed_fields=["status", "address", "lines.qty"])
     with pytest.raises(InvalidSpecificationError, match="'status' is not one of the fields"):
         Specification.from_dict(data, allowed_fields=["address.city"])
+
+
+# --- values and trees a server could never take are refused when built ----------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (Decimal("1.234567890123456789012345678901234567"), "128-bit decimal"),
+        (Decimal("1E+10000"), "128-bit decimal"),
+        (Decimal("1E-10000"), "128-bit decimal"),
+        ([Decimal("-1E+7000")], "128-bit decimal"),
+        ("\ud800", "surrogate"),
+        (["ok", {"k": "x\udfff"}], "surrogate"),
+        ({"\ud800": 1}, "surrogate"),
+    ],
+)
+@pytest.mark.parametrize("operator", ["=", "in"])
+def test_values_a_server_cannot_store_are_refused(value: Any, message: str, operator: str) -> None:
+    if operator == "in":
+        value = [value]
+    with pytest.raises(InvalidSpecificationError, match=message):
+        Condition("a", operator, value)
+
+
+def test_decimals_that_round_exactly_and_specials_are_accepted() -> None:
+    Condition("a", ">", Decimal("1." + "0" * 40))  # 41 digits, but exact in 34
+    Condition("a", "=", Decimal("NaN"))
+    Condition("a", "<", Decimal("-Infinity"))
+    Condition("a", "between", [Decimal("9.999999999999999999999999999999999E+6144"), 1])
+
+
+def test_lone_surrogates_in_field_names_and_patterns_are_refused() -> None:
+    with pytest.raises(InvalidSpecificationError, match="surrogate"):
+        Condition("a\ud800", "=", 1)
+    with pytest.raises(InvalidSpecificationError, match="surrogate"):
+        Condition("a", "contains", "\ud800")
+    with pytest.raises(InvalidSpecificationError, match="surrogate"):
+        Specification.from_dict(json.loads('{"field": "a\\ud800", "op": "=", "value": 1}'))
+    with pytest.raises(InvalidSpecificationError, match="surrogate"):
+        QueryOptions().with_ordering("x\udc00")
+
+
+def test_overlapping_selected_fields_are_refused() -> None:
+    with pytest.raises(InvalidSpecificationError, match=r"'a' and 'a\.b' overlap"):
+        QueryOptions().with_fields("a", "a.b")
+    with pytest.raises(InvalidSpecificationError, match="overlap"):
+        QueryOptions(fields=("x.y.z", "x.y"))
+    QueryOptions().with_fields("a", "ab", "a_b")
+
+
+def test_a_value_too_large_for_a_query_document_is_refused() -> None:
+    with pytest.raises(InvalidSpecificationError, match="too large"):
+        Condition("a", "in", list(range(1_500_000)))
+    with pytest.raises(InvalidSpecificationError, match="too large"):
+        Condition("a", "=", "x" * (9 * 1024 * 1024))
+    with pytest.raises(InvalidSpecificationError, match="too large"):
+        Condition("a", "in", [f"item-{n:06}" for n in range(400_000)])
+    third = "x" * (3 * 1024 * 1024)
+    both = Condition("a", "=", third) & Condition("b", "=", third)
+    with pytest.raises(InvalidSpecificationError, match="too large"):
+        both & Condition("c", "=", third)  # each fits, the tree does not
+
+
+def test_a_value_nested_thousands_deep_is_refused() -> None:
+    value: Any = 1
+    for _ in range(5_000):
+        value = {"k": [value]}
+    with pytest.raises(InvalidSpecificationError, match="nested deeper than"):
+        Condition("a", "=", value)
+
+
+def _deep_tree(levels: int) -> Specification:
+    spec: Specification = Condition("a", "=", 1)
+    for n in range(levels):
+        spec = Or((And((spec, Condition("b", "=", n))), Condition("c", "=", n)))
+    return spec
+
+
+def test_a_tree_built_hundreds_of_levels_deep_is_refused() -> None:
+    with pytest.raises(InvalidSpecificationError, match="nested deeper than"):
+        _deep_tree(400)
+    with pytest.raises(InvalidSpecificationError, match="nested deeper than"):
+        spec: Specification = Condition("a", "=", 1)
+        for _ in range(400):
+            spec = Not(Or((spec,)))
+
+
+def test_the_deepest_tree_accepted_compiles_evaluates_serialises_and_hashes() -> None:
+    levels = 0
+    spec = _deep_tree(0)
+    while True:
+        try:
+            spec = _deep_tree(levels + 1)
+        except InvalidSpecificationError:
+            break
+        levels += 1
+    assert levels >= 10
+
+    assert compile_filter(spec)
+    assert spec.is_satisfied_by({"c": levels - 1}) is True
+    assert spec.is_satisfied_by({"a": 1}) is False
+    assert spec.to_dict()["or"]
+    assert hash(spec) == hash(_deep_tree(levels))

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import PyMongoError
 
 from cqrs_mongo.domain import DomainEvent
+from cqrs_mongo.errors import EventDecodingError
 from cqrs_mongo.eventsourcing.expected_version import Expected, describe, exact_version
 from cqrs_mongo.eventsourcing.stored_event import StoredEvent
 from cqrs_mongo.mongo import driver
-from cqrs_mongo.mongo.errors import conflict_error, is_conflict
+from cqrs_mongo.mongo.codecs import ENCODING_ERRORS
+from cqrs_mongo.mongo.errors import conflict_error, is_conflict, is_too_large, unstorable_error
+from cqrs_mongo.persistence.hooks import current_trace_context, observed
 
 DEFAULT_EVENTS_COLLECTION = "events"
 
@@ -34,9 +38,13 @@ STREAM_VERSION_INDEX = IndexModel(
 READ_BATCH_SIZE = 100_000
 
 
-def event_to_document(event: StoredEvent) -> dict[str, Any]:
-    """The document stored for ``event`` (``_id`` is the event id)."""
-    return {
+def event_to_document(event: StoredEvent, trace_context: str | None = None) -> dict[str, Any]:
+    """The document stored for ``event`` (``_id`` is the event id).
+
+    ``trace_context`` (a W3C ``traceparent``, or ``event.trace_context``) goes into the
+    metadata, so a projection can link its work to the span that appended the event.
+    """
+    document = {
         "_id": event.event_id,
         "stream_id": event.stream_id,
         "stream_type": event.stream_type,
@@ -50,24 +58,100 @@ def event_to_document(event: StoredEvent) -> dict[str, Any]:
         },
         "occurred_at": event.occurred_at,
     }
+    traceparent = trace_context or event.trace_context
+    if traceparent is not None:
+        document["metadata"]["traceparent"] = traceparent
+    return document
 
 
 def event_from_document(document: Mapping[str, Any]) -> StoredEvent:
-    """The :class:`StoredEvent` a stored document holds."""
+    """The :class:`StoredEvent` a stored document holds.
+
+    Raises:
+        EventDecodingError: a field is missing or malformed (``_id``, ``stream_id``,
+            ``stream_type``, ``version``, ``event_type``, ``schema_version``, ``payload``,
+            ``occurred_at``); the error names the stream, the version and the field.
+    """
+    try:
+        stream_id = document["stream_id"]
+        stream_type = document["stream_type"]
+        version = document["version"]
+        event_type = document["event_type"]
+        payload = document["payload"]
+        event_id = document["_id"]
+        occurred_at = document["occurred_at"]
+    except KeyError as missing:
+        raise decoding_error(document, str(missing.args[0]), "the field is missing") from None
+    schema_version = document.get("schema_version", 1)
+    # Exact-type checks first: they pass for every well-formed event at the cost of a few
+    # comparisons; the slower checks run only for a document that fails one.
+    if (
+        type(version) is not int
+        or type(payload) is not dict
+        or type(stream_type) is not str
+        or type(event_type) is not str
+        or type(schema_version) is not int
+        or type(occurred_at) is not datetime
+        or type(stream_id) in _NON_ID_TYPES
+        or version < 1
+    ):
+        payload = _check_fields(document)
     metadata = document.get("metadata") or _NO_METADATA
-    payload = document.get("payload")
     return StoredEvent(
-        document["stream_id"],
-        document["stream_type"],
-        document["version"],
-        document["event_type"],
-        document.get("schema_version", 1),
-        # A decoded document's payload is already a dict of its own: no copy needed.
-        payload if type(payload) is dict else dict(payload or {}),
-        document["_id"],
-        document["occurred_at"],
+        stream_id,
+        stream_type,
+        version,
+        event_type,
+        schema_version,
+        payload,
+        event_id,
+        occurred_at,
         metadata.get("correlation_id"),
         metadata.get("causation_id"),
+        metadata.get("traceparent"),
+    )
+
+
+_NON_ID_TYPES: frozenset[type[Any]] = frozenset({dict, list, tuple})
+
+
+def _check_fields(document: Mapping[str, Any]) -> dict[str, Any]:
+    # The slow path of event_from_document: find the malformed field, or accept the
+    # document when it only differs in type (a Mapping payload, a bool-free int subclass).
+    version = document["version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise decoding_error(document, "version", f"expected an int >= 1, found {version!r}")
+    if isinstance(document["stream_id"], Mapping | list | tuple):
+        raise decoding_error(document, "stream_id", "a stream id cannot be a document or array")
+    for name in ("stream_type", "event_type"):
+        if not isinstance(document[name], str):
+            raise decoding_error(document, name, f"expected a string, found {document[name]!r}")
+    schema_version = document.get("schema_version", 1)
+    if isinstance(schema_version, bool) or not isinstance(schema_version, int):
+        raise decoding_error(
+            document, "schema_version", f"expected an int, found {schema_version!r}"
+        )
+    if not isinstance(document["occurred_at"], datetime):
+        raise decoding_error(
+            document, "occurred_at", f"expected a date, found {document['occurred_at']!r}"
+        )
+    payload = document["payload"]
+    if not isinstance(payload, Mapping):
+        raise decoding_error(
+            document, "payload", f"expected a document, found {type(payload).__name__}"
+        )
+    return dict(payload)
+
+
+def decoding_error(document: Mapping[str, Any], field: str, reason: str) -> EventDecodingError:
+    """The :class:`EventDecodingError` for ``document``, naming what it can of the event."""
+    stream_type = document.get("stream_type")
+    return EventDecodingError(
+        stream_type if isinstance(stream_type, str) else None,
+        document.get("stream_id"),
+        document.get("version"),
+        field,
+        reason,
     )
 
 
@@ -113,6 +197,9 @@ class MongoEventStore:
         Raises:
             ConcurrencyError: the stream is not at the expected version (a duplicate key
                 against committed events, or a write conflict with a concurrent transaction).
+            DocumentEncodingError: a payload holds a value BSON cannot store (the field is
+                named); :class:`DocumentTooLargeError` for an event over 16 MiB. In a
+                transaction nothing of the append is kept.
             ValueError: ``expected_version`` is not a valid expected version.
         """
         exact = exact_version(expected_version)
@@ -121,15 +208,22 @@ class MongoEventStore:
         stored: list[StoredEvent] = []
         documents: list[dict[str, Any]] = []
         from_event = StoredEvent.from_event
+        # The span appending the events (none unless a tracer observes): projections link to it.
+        trace_context = current_trace_context() if observed() else None
         for offset, event in enumerate(events, start=1):
             record = from_event(event, stream_id, stream_type, start + offset)
             stored.append(record)
-            documents.append(event_to_document(record))
+            documents.append(event_to_document(record, trace_context))
         if not stored:
             return []
         try:
             await self.collection.insert_many(documents, ordered=True, session=session)
+        except ENCODING_ERRORS as exc:
+            # Raised while encoding, before the batch holding the document was sent.
+            raise unstorable_error(exc, stream_type, documents, "stream_id") from exc
         except PyMongoError as exc:
+            if is_too_large(exc):
+                raise unstorable_error(exc, stream_type, documents, "stream_id") from exc
             if not is_conflict(exc):
                 raise
             expected = describe(expected_version) if exact is not None else start
@@ -142,7 +236,7 @@ class MongoEventStore:
     ) -> list[StoredEvent]:
         """The events of one stream with a version above ``after_version``, oldest first."""
         cursor = self.collection.find(
-            {"stream_id": stream_id, "version": {"$gt": after_version}},
+            streams_filter({stream_id: after_version}),
             session=_session(uow),
             batch_size=READ_BATCH_SIZE,
         ).sort("version", ASCENDING)
@@ -197,20 +291,35 @@ class MongoEventStore:
 def streams_filter(after_versions: Mapping[Any, int]) -> dict[str, Any]:
     """The filter matching, per stream, the events above its after-version.
 
+    One stream is the plain equality ``stream_id: id`` (the tightest index bounds on every
+    server; an ``$in`` of one made the embedded server scan the stream's whole range).
+    Streams sharing an after-version share one ``$in`` clause, one ``$or`` branch per
+    distinct version. A stream read from the start has no version clause at all: every
+    event of it is read, so one whose ``version`` is missing or not a number is seen and
+    refused instead of silently skipped by a ``$gt`` that cannot match it.
+
     Example:
+        >>> streams_filter({"a": 0})
+        {'stream_id': 'a'}
+        >>> streams_filter({"a": 5})
+        {'stream_id': 'a', 'version': {'$gt': 5}}
         >>> streams_filter({"a": 0, "b": 0})
-        {'stream_id': {'$in': ['a', 'b']}, 'version': {'$gt': 0}}
+        {'stream_id': {'$in': ['a', 'b']}}
         >>> streams_filter({"a": 0, "b": 5})["$or"][1]
-        {'stream_id': {'$in': ['b']}, 'version': {'$gt': 5}}
+        {'stream_id': 'b', 'version': {'$gt': 5}}
     """
     by_version: dict[int, list[Any]] = defaultdict(list)
     for stream_id, after in after_versions.items():
         by_version[max(after, 0)].append(stream_id)
-    clauses = [
-        {"stream_id": {"$in": ids}, "version": {"$gt": after}}
-        for after, ids in sorted(by_version.items())
-    ]
+    clauses = [_stream_clause(ids, after) for after, ids in sorted(by_version.items())]
     return clauses[0] if len(clauses) == 1 else {"$or": clauses}
+
+
+def _stream_clause(ids: list[Any], after: int) -> dict[str, Any]:
+    clause: dict[str, Any] = {"stream_id": ids[0] if len(ids) == 1 else {"$in": ids}}
+    if after > 0:
+        clause["version"] = {"$gt": after}
+    return clause
 
 
 def _session(uow: Any) -> Any:

@@ -12,9 +12,15 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from cqrs_mongo.errors import ConcurrencyError
+from cqrs_mongo.errors import ConcurrencyError, DocumentEncodingError, DocumentTooLargeError
 from cqrs_mongo.eventsourcing.snapshots import Snapshot
 from cqrs_mongo.mongo import driver
+from cqrs_mongo.mongo.codecs import (
+    ENCODING_ERRORS,
+    MAX_DOCUMENT_BYTES,
+    encoded_size,
+    find_unencodable,
+)
 from cqrs_mongo.mongo.errors import conflict_error, is_duplicate_key, is_write_conflict
 
 DEFAULT_SNAPSHOTS_COLLECTION = "snapshots"
@@ -57,15 +63,23 @@ class MongoSnapshotStore:
         Returns:
             Whether the snapshot was stored.
 
+        The document is encoded here first: a state BSON cannot hold, or one over 16 MiB,
+        is refused before anything is sent, so the unit's transaction is not aborted by a
+        server-side failure and the events it appended still commit.
+
         Raises:
             ConcurrencyError: a newer snapshot exists and the unit runs in a transaction, or a
                 concurrent transaction is writing the same snapshot.
+            DocumentEncodingError: the snapshot cannot be stored (nothing was sent);
+                :class:`DocumentTooLargeError` when it exceeds 16 MiB.
         """
         in_transaction = bool(getattr(uow, "in_transaction", False))
+        fields = _fields(snapshot)
+        check_storable(snapshot, fields)
         try:
             await self.collection.update_one(
                 {"_id": snapshot.stream_id, "version": {"$lt": snapshot.version}},
-                {"$set": _fields(snapshot)},
+                {"$set": fields},
                 upsert=True,
                 session=_session(uow),
             )
@@ -107,6 +121,35 @@ class MongoSnapshotStore:
             snapshot.version,
             None if stored is None else stored.get("version"),
             "a snapshot at the same or a newer version exists",
+        )
+
+
+def check_storable(snapshot: Snapshot, fields: dict[str, Any]) -> None:
+    """Refuse, before sending, a snapshot document BSON cannot hold or the server would reject.
+
+    Raises:
+        DocumentEncodingError: a value cannot be encoded (the field is named).
+        DocumentTooLargeError: the document exceeds 16 MiB.
+    """
+    document = {"_id": snapshot.stream_id, **fields}
+    try:
+        size = encoded_size(document)
+    except ENCODING_ERRORS as exc:
+        field, reason = find_unencodable(document) or (None, str(exc))
+        raise DocumentEncodingError(
+            f"snapshot of {snapshot.stream_type}",
+            snapshot.stream_id,
+            snapshot.version,
+            field,
+            reason,
+        ) from exc
+    if size > MAX_DOCUMENT_BYTES:
+        raise DocumentTooLargeError(
+            f"snapshot of {snapshot.stream_type}",
+            snapshot.stream_id,
+            snapshot.version,
+            None,
+            f"{size} bytes encoded, over the {MAX_DOCUMENT_BYTES}-byte BSON limit",
         )
 
 

@@ -45,15 +45,17 @@ class ProjectionReadModel(MongoReadModel[DTO]):
         super().__init__()
         self._resolved: str | None = None
 
-    def to_dto(self, document: dict[str, Any]) -> DTO:
-        """The read model in ``document``, after removing the bookkeeping fields.
-
-        Raises:
-            ConfigurationError: ``dto_type`` is not a pydantic model and this is not overridden.
-        """
+    def from_stored(self, document: dict[str, Any]) -> DTO:
+        """The read model in a stored ``document``, after removing the bookkeeping fields."""
         for name in BOOKKEEPING_FIELDS:
             document.pop(name, None)
-        return super().to_dto(document)
+        return super().from_stored(document)
+
+    def _to_dtos(self, documents: list[dict[str, Any]]) -> list[DTO]:
+        for document in documents:
+            for name in BOOKKEEPING_FIELDS:
+                document.pop(name, None)
+        return super()._to_dtos(documents)
 
     async def current_collection(self, uow: Any) -> str:
         """The collection the projection's readers use now (its name unless rebuilt)."""

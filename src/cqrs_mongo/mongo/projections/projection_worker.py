@@ -52,6 +52,7 @@ from cqrs_mongo.mongo.projections.projection_store import MongoProjectionStore
 from cqrs_mongo.mongo.projections.worker_status import describe, worker_status
 from cqrs_mongo.mongo.transactions.runner import RetryBudget, run_with_retries
 from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
+from cqrs_mongo.persistence.hooks import Hooks, observed
 from cqrs_mongo.projections import (
     AfterCommit,
     Lag,
@@ -68,6 +69,9 @@ from cqrs_mongo.projections.keys import hashable_id
 logger = logging.getLogger("cqrs_mongo.mongo.projections.projection_worker")
 
 DEFAULT_LEASE_SECONDS = 5.0
+
+# No hooks of its own: the process-wide observers (tracing) alone watch batches.
+_OBSERVERS = Hooks()
 
 
 class MongoProjectionWorker:
@@ -270,6 +274,22 @@ class MongoProjectionWorker:
             ProjectionLeaseLost: another worker holds the projection's lease.
         """
         await self._require_replica_set()
+        try:
+            return await self._catch_up()
+        finally:
+            await self.release_if_idle()
+
+    async def release_if_idle(self) -> None:
+        """Give the lease up if the worker's loop is not running (after a one-off call such
+        as :meth:`run_until_caught_up` or :meth:`replay_parked`), so that another worker,
+        or a later call from elsewhere, need not wait for it to expire."""
+        if self._life.state is WorkerState.STOPPED and self.lease.token is not None:
+            self.store.positions.forget()
+            self._position = None
+            await self.feed.close()
+            await self.lease.release()
+
+    async def _catch_up(self) -> int:
         target = await self.feed.cluster_time()
         total = 0
         while True:
@@ -298,7 +318,10 @@ class MongoProjectionWorker:
             await self._start_repair(f"the change stream cannot resume ({exc})")
             return 0, None
         if items:
-            lost = await self._process(items)
+            # One CONSUMER span per batch for tracers, linked to the spans that appended it.
+            detail = self._batch_detail(items) if observed() else None
+            async with _OBSERVERS.span("projection.batch", source=self.name, detail=detail):
+                lost = await self._process(items)
             self._checkpointed_at = time.monotonic()
             self._position = after
             if lost and position.streaming:
@@ -328,6 +351,14 @@ class MongoProjectionWorker:
         self.repairs += 1
         await self.feed.close()
         self._position = await self.feed.origin()
+
+    def _batch_detail(self, items: Sequence[FeedItem]) -> dict[str, Any]:
+        return {
+            "projection": self.name,
+            "destination": self.events_collection,
+            "batch_size": len(items),
+            "trace_contexts": [i.event.trace_context for i in items if i.event.trace_context],
+        }
 
     def _idle_checkpoint_due(self) -> bool:
         return time.monotonic() - self._checkpointed_at >= self.idle_checkpoint_seconds
@@ -379,9 +410,8 @@ class MongoProjectionWorker:
         factory = self.factory
 
         def unit() -> PinnedUnitOfWork:
-            return PinnedUnitOfWork(
+            unit = PinnedUnitOfWork(
                 session,
-                self.max_commit_ms,
                 client=factory.client,
                 database_name=factory.database_name,
                 source=factory.source,
@@ -390,10 +420,14 @@ class MongoProjectionWorker:
                 write_concern=factory.write_concern,
                 commit_budget_seconds=factory.retry_budget_seconds,
                 database=factory.database,
+                transaction_timeout_seconds=factory.transaction_timeout_seconds,
+                max_commit_seconds=min(factory.max_commit_seconds, self.max_commit_ms / 1000),
             )
+            unit.factory = factory
+            return unit
 
         budget = RetryBudget(factory.retry_budget_seconds, factory.max_attempts)
-        return await run_with_retries(unit, handler, budget, *args)
+        return await run_with_retries(unit, handler, budget, factory.conflicts, *args)
 
     # --- batches -------------------------------------------------------------------------
 

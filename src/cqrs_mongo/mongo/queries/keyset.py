@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,16 +14,17 @@ from bson.errors import BSONError
 from cqrs_mongo.errors import InvalidSpecificationError
 from cqrs_mongo.mongo.codecs import CODEC_OPTIONS
 from cqrs_mongo.specifications import QueryOptions, SortKey
-from cqrs_mongo.specifications.bson_order import TypeClass, type_class
-from cqrs_mongo.specifications.values import FrozenDocument, freeze, thaw
+from cqrs_mongo.specifications.bson_order import TypeClass, is_known_bson_value, is_nan, type_class
+from cqrs_mongo.specifications.values import thaw
 
 TOKEN_VERSION = 1
 
 _ID_ASCENDING = SortKey("_id", 1)
 
 # $type aliases per type class, for "sorts after a value of another type" conditions.
-# Arrays are left out: sort keys must hold single values (an array sorts by its extreme
-# element, which no keyset condition can express).
+# Null is left out (``{"$eq": None}`` also reaches missing fields), and so are arrays: sort
+# keys must hold single values (an array sorts by its extreme element, which no keyset
+# condition can express; keyset_filter matches such rows separately).
 _TYPE_ALIASES: dict[TypeClass, tuple[str, ...]] = {
     TypeClass.MIN_KEY: ("minKey",),
     TypeClass.NUMBER: ("number",),
@@ -58,11 +60,18 @@ def encode_cursor(document: Mapping[str, Any], options: QueryOptions) -> str:
     fields are encoded as null, which is how the server sorts them.
 
     Raises:
-        InvalidSpecificationError: the document has no ``_id``, or a sort value is an
-            array or cannot be encoded.
+        InvalidSpecificationError: the document has no ``_id``, or a sort path reaches an
+            array, holds a regular expression or cannot be encoded.
     """
     ordering = effective_ordering(options)
-    values = [_sort_value(document, key.field) for key in ordering]
+    values = [sort_path_value(document, key.field) for key in ordering]
+    for key, value in zip(ordering, values, strict=True):
+        if type_class(value) is TypeClass.REGEX:
+            # The server refuses a regular expression as the bound of $gt/$lt.
+            raise InvalidSpecificationError(
+                f"Sort field {key.field!r} holds a regular expression in the row with _id "
+                f"{document.get('_id')!r}; keyset pagination cannot continue after one."
+            )
     if values[-1] is None and ordering[-1].field == "_id":
         raise InvalidSpecificationError("Cannot encode a cursor for a document without '_id'.")
     payload = {
@@ -107,11 +116,18 @@ def decode_cursor(token: str, options: QueryOptions) -> tuple[Any, ...]:
 def keyset_filter(ordering: Sequence[SortKey], values: Sequence[Any]) -> dict[str, Any]:
     """The filter for rows sorting strictly after the row with sort ``values``.
 
-    ``{"$or": [{k1: after v1}, {k1: v1, k2: after v2}, ..., {k1: v1, ..., _id: after id}]}``,
-    where "after" is ``$gt`` (``$lt`` descending) within the value's type class, plus a
-    ``$type`` branch for the type classes the server sorts after it. Null and missing sort
-    first ascending: after ``null`` comes ``{k: {"$ne": null}}``; before anything
-    descending comes ``{k: null}`` (null or missing), and ``{k: null}`` is also the tie.
+    ``{"$or": [{k1: after v1}, {k1: v1, k2: after v2}, ..., {k1: v1, ..., _id: after id},
+    {k1-prefix: {"$type": "array"}}, ...]}``. "After" is ``$gt`` (``$lt`` descending) within
+    the value's type class plus a ``$type`` branch for the classes the server sorts after
+    (before) it, with the server's places for null and missing (one class, above MinKey),
+    NaN (below every other number), MinKey and MaxKey spelled out, since ``$gt``/``$lt``
+    never reach across them (https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/).
+
+    The last branches match every row whose sort path reaches an array at any depth: the
+    server sorts such a row by its smallest (ascending) or largest (descending) element,
+    which no range condition can select exactly. Matching them always makes each one come
+    back on the page where the server places it, where :func:`check_keyset_rows` refuses
+    it, so an array row is never skipped or silently repeated.
     """
     branches: list[dict[str, Any]] = []
     prefix: dict[str, Any] = {}
@@ -119,28 +135,53 @@ def keyset_filter(ordering: Sequence[SortKey], values: Sequence[Any]) -> dict[st
         for condition in _after(key, value):
             branches.append({**prefix, key.field: condition})
         prefix[key.field] = _equal(value)
+    for key in ordering:
+        if key.field != "_id":  # _id can never hold an array
+            branches.extend({path: {"$type": "array"}} for path in _prefixes(key.field))
     if not branches:
         return {"_id": {"$in": []}}  # nothing sorts after this row
     return {"$or": branches} if len(branches) > 1 else branches[0]
 
 
+def _prefixes(path: str) -> list[str]:
+    segments = path.split(".")
+    return [".".join(segments[:n]) for n in range(1, len(segments) + 1)]
+
+
+def _aliases(classes: Any) -> list[str]:
+    return [alias for c in classes for alias in _TYPE_ALIASES.get(c, ())]
+
+
+def _type_branch(classes: Any) -> list[Any]:
+    aliases = _aliases(classes)
+    return [{"$type": aliases}] if aliases else []
+
+
 def _after(key: SortKey, value: Any) -> list[Any]:
+    """Conditions on one key for "sorts strictly after ``value``" in the key's direction."""
     kind = type_class(value)
     if not key.descending:
-        if kind is TypeClass.NULL:
-            return [{"$ne": None}]
-        later = [alias for c, names in _TYPE_ALIASES.items() if c > kind for alias in names]
-        return [{"$gt": thaw(value)}] + ([{"$type": later}] if later else [])
+        later = [c for c in TypeClass if c > kind]
+        if kind is TypeClass.MIN_KEY:
+            return [{"$eq": None}, *_type_branch(later)]
+        if kind in (TypeClass.NULL, TypeClass.MAX_KEY):
+            return _type_branch(later)  # not {"$ne": None}: that would match MinKey too
+        if kind is TypeClass.NUMBER and is_nan(value):
+            # NaN sorts below every other number, and $gt NaN matches nothing.
+            return [{"$gte": -math.inf}, *_type_branch(later)]
+        return [{"$gt": thaw(value)}, *_type_branch(later)]
+    earlier = [c for c in TypeClass if c < kind and c is not TypeClass.NULL]
+    if kind is TypeClass.MIN_KEY:
+        return []
     if kind is TypeClass.NULL:
-        return []  # nothing but MinKey sorts before null
-    earlier = [
-        alias
-        for c, names in _TYPE_ALIASES.items()
-        if c < kind and c is not TypeClass.MIN_KEY
-        for alias in names
-    ]
-    conditions: list[Any] = [{"$lt": thaw(value)}, {"$eq": None}]
-    return conditions + ([{"$type": earlier}] if earlier else [])
+        return _type_branch(earlier)
+    null_and_below = [{"$eq": None}, *_type_branch(earlier)]
+    if kind is TypeClass.MAX_KEY or (kind is TypeClass.NUMBER and is_nan(value)):
+        return null_and_below
+    if kind is TypeClass.NUMBER:
+        # NaN sorts below every other number and $lt never matches it.
+        return [{"$lt": thaw(value)}, {"$eq": math.nan}, *null_and_below]
+    return [{"$lt": thaw(value)}, *null_and_below]
 
 
 def _equal(value: Any) -> Any:
@@ -149,24 +190,71 @@ def _equal(value: Any) -> Any:
     return {"$eq": thaw(value)}
 
 
-def _sort_value(document: Mapping[str, Any], path: str) -> Any:
+def sort_path_value(document: Mapping[str, Any], path: str) -> Any:
+    """The value sort key ``path`` has in ``document`` (``None`` when missing).
+
+    Raises:
+        InvalidSpecificationError: the path reaches an array, whose place in the server's
+            sort (its smallest or largest element) no keyset condition can express.
+    """
     current: Any = document
-    if "." not in path:
-        current = document.get(path)  # a top-level field, the usual sort key
-    else:
-        for segment in path.split("."):
-            if not isinstance(current, Mapping) or segment not in current:
-                return None
-            current = current[segment]
+    for segment in path.split("."):
+        if isinstance(current, list | tuple):
+            break
+        if not isinstance(current, Mapping) or segment not in current:
+            return None
+        current = current[segment]
     if isinstance(current, list | tuple):
         raise InvalidSpecificationError(
-            f"Sort field {path!r} holds an array; keyset pagination needs single values."
+            f"Sort field {path!r} reaches an array in the row with _id {document.get('_id')!r}; "
+            "keyset pagination needs single values on every sort path (use offset pages, or "
+            "order by a field holding one value)."
         )
     return current
 
 
+def check_keyset_rows(documents: Sequence[Mapping[str, Any]], options: QueryOptions) -> None:
+    """Refuse a cursor page holding a row whose sort path reaches an array.
+
+    Only pages read with a cursor are checked: offset pages sort arrays exactly as the
+    server does. Such a row matches every keyset filter (see :func:`keyset_filter`), so it
+    comes back on the first cursor page the server sorts it onto, and is refused there.
+
+    Raises:
+        InvalidSpecificationError: a row's sort path reaches an array.
+    """
+    if options.cursor is None:
+        return
+    ordering = effective_ordering(options)
+    for document in documents:
+        for key in ordering:
+            sort_path_value(document, key.field)
+
+
+def page_cursor(documents: Sequence[Mapping[str, Any]], options: QueryOptions) -> str | None:
+    """The token of the page after ``documents``, or ``None`` when the page is not full.
+
+    Raises:
+        InvalidSpecificationError: a row of the page has a sort path reaching an array (it
+            could not be told apart from the rows after it), or the last row cannot be
+            encoded.
+    """
+    if not documents or options.limit is None or len(documents) < options.limit:
+        return None
+    ordering = effective_ordering(options)
+    for document in documents:
+        for key in ordering:
+            sort_path_value(document, key.field)
+    return encode_cursor(documents[-1], options)
+
+
 def _checked_value(value: Any) -> Any:
-    frozen = freeze(value, "a cursor sort value")
-    if isinstance(frozen, tuple):
+    # Tokens are decoded from BSON, so every value is literal data; only the kinds that
+    # cannot be a single sort value, or that this package does not know, are refused.
+    if isinstance(value, list | tuple):
         raise InvalidSpecificationError("Cursor token carries an array sort value.")
-    return thaw(frozen) if isinstance(frozen, FrozenDocument) else frozen
+    if not is_known_bson_value(value) or type_class(value) is TypeClass.REGEX:
+        raise InvalidSpecificationError(
+            f"Cursor token carries a sort value of unsupported type {type(value).__name__}."
+        )
+    return value

@@ -7,15 +7,13 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 from pymongo import IndexModel
-from pymongo.errors import PyMongoError
 
 from cqrs_mongo.domain.events import DomainEvent
-from cqrs_mongo.errors import ConcurrencyError, ConfigurationError, NotFoundError
+from cqrs_mongo.errors import ConfigurationError, NotFoundError
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.documents import DocumentMapper
-from cqrs_mongo.mongo.errors import conflict_error, is_duplicate_key, is_write_conflict
 from cqrs_mongo.mongo.indexes import IndexSpec
-from cqrs_mongo.persistence.unit_of_work import advance_version
+from cqrs_mongo.mongo.state_stored.versioned_write import write_versioned
 
 T = TypeVar("T", bound=BaseModel)
 ID = TypeVar("ID")
@@ -73,52 +71,12 @@ class MongoRepository(Generic[T, ID]):
             ConcurrencyError: another writer changed (or created) the aggregate first.
             UnitOfWorkError: the unit is not active or is read-only.
         """
-        uow.record_write()
-        expected: int = entity.version  # type: ignore[attr-defined]
         document = self.mapper.to_document(entity)
-        document["version"] = expected + 1
-        if expected == 0:
-            await self._insert(document, uow)
-        else:
-            await self._replace(document, expected, uow)
-        # Without a transaction the write is already durable: nothing to undo later.
-        advance_version(entity, expected + 1, uow, durable=not uow.in_transaction)
+        await write_versioned(
+            uow, self.collection, entity, document, entity_name=self.entity_type.__name__
+        )
         entity_id: ID = document["_id"]
         return entity_id
-
-    async def _insert(self, document: dict[str, Any], uow: Any) -> None:
-        try:
-            await self._collection(uow).insert_one(document, session=uow.session)
-        except PyMongoError as exc:
-            if not (is_write_conflict(exc) or _is_id_duplicate(exc)):
-                raise
-            name, entity_id = self.entity_type.__name__, document["_id"]
-            # A failed write aborts the transaction on the server, so the stored version can
-            # only be read when no transaction is involved.
-            actual = None if uow.in_transaction else await self._stored_version(entity_id, uow)
-            raise conflict_error(exc, name, entity_id, None, actual) from exc
-
-    async def _replace(self, document: dict[str, Any], expected: int, uow: Any) -> None:
-        entity_id = document["_id"]
-        name = self.entity_type.__name__
-        try:
-            result = await self._collection(uow).replace_one(
-                {"_id": entity_id, "version": expected}, document, session=uow.session
-            )
-        except PyMongoError as exc:
-            if is_write_conflict(exc):
-                raise conflict_error(exc, name, entity_id, expected) from exc
-            raise
-        if result.matched_count == 0:
-            actual = await self._stored_version(entity_id, uow)
-            detail = "deleted or never stored" if actual is None else None
-            raise ConcurrencyError(name, entity_id, expected, actual, detail)
-
-    async def _stored_version(self, entity_id: Any, uow: Any) -> int | None:
-        found = await self._collection(uow).find_one(
-            {"_id": entity_id}, {"version": 1}, session=uow.session
-        )
-        return None if found is None else int(found.get("version", 0))
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -157,12 +115,3 @@ class MongoRepository(Generic[T, ID]):
 
     def _collection(self, uow: Any) -> Any:
         return uow.database[self.collection]
-
-
-def _is_id_duplicate(exc: BaseException) -> bool:
-    # A duplicate on another unique index (an email, say) is not a version conflict.
-    if not is_duplicate_key(exc):
-        return False
-    details = getattr(exc, "details", None) or {}
-    pattern = details.get("keyPattern")
-    return pattern is None or list(pattern) == ["_id"]

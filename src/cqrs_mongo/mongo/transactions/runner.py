@@ -11,9 +11,10 @@ is the caller's deadline and is never retried.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from types import TracebackType
 from typing import Concatenate, Generic, ParamSpec, TypeVar
 
@@ -21,6 +22,8 @@ from pymongo.errors import PyMongoError
 
 from cqrs_mongo.errors import ConcurrencyError, TransactionError
 from cqrs_mongo.mongo.errors import TRANSIENT_TRANSACTION_ERROR, error_labels
+from cqrs_mongo.mongo.transactions.contention import ConflictQueue
+from cqrs_mongo.persistence.hooks import HookEvent, notify_observers, observed
 from cqrs_mongo.persistence.unit_of_work import UnitOfWork
 
 P = ParamSpec("P")
@@ -57,6 +60,17 @@ def is_timeout(exc: BaseException) -> bool:
     return any(isinstance(e, PyMongoError) and e.timeout for e in _chain(exc))
 
 
+def report_retry(uow: UnitOfWork, exc: BaseException, attempt: int) -> None:
+    """Tell process-wide observers (tracing, metrics) that ``uow``'s handler runs again."""
+    if not observed():
+        return
+    labels = sorted(failure_labels(exc))
+    if any(isinstance(e, ConcurrencyError) for e in _chain(exc)):
+        labels.append("ConcurrencyError")
+    detail = {"labels": labels, "attempt": attempt}
+    notify_observers(HookEvent("error", "uow.retry", type(uow), (), uow.source, None, exc, detail))
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Whether running the whole unit of work again may succeed after ``exc``."""
     if not isinstance(exc, Exception) or is_timeout(exc):
@@ -89,6 +103,10 @@ class RetryBudget:
             return True
         return time.monotonic() >= self.deadline
 
+    def remaining(self) -> float:
+        """Seconds left before the deadline (never negative)."""
+        return max(0.0, self.deadline - time.monotonic())
+
     def next_delay(self) -> float:
         """The backoff before the next attempt, never past the deadline."""
         return max(0.0, min(backoff_delay(self.attempts), self.deadline - time.monotonic()))
@@ -108,29 +126,55 @@ async def run_with_retries(
     factory: Callable[[], U],
     handler: Callable[Concatenate[U, P], Awaitable[R]],
     budget: RetryBudget,
+    queue: ConflictQueue,
     *args: P.args,
     **kwargs: P.kwargs,
 ) -> R:
     """Run ``handler(uow, *args, **kwargs)`` in fresh units until one commits.
 
+    After a retryable failure the handler waits its turn for the aggregates the failed attempt
+    wrote and keeps it until it commits or gives up
+    (:mod:`cqrs_mongo.mongo.transactions.contention`), so tasks of this process contending for
+    one aggregate take turns instead of colliding again.
+
     Raises:
         TransactionError: the budget was spent on retryable failures; chained from the last.
         Exception: the handler's own error when it is not worth retrying.
     """
-    while True:
-        budget.start_attempt()
-        uow = factory()
-        try:
-            async with uow:
-                result = await handler(uow, *args, **kwargs)
-        except Exception as exc:
-            if not is_retryable(exc):
-                raise
-            if budget.exhausted():
-                raise budget.give_up(exc) from exc
-            await asyncio.sleep(budget.next_delay())
-            continue
-        return result
+    async with contextlib.AsyncExitStack() as turns:
+        contended: frozenset[Hashable] = frozenset()
+        while True:
+            budget.start_attempt()
+            uow = factory()
+            uow.attempt = budget.attempts
+            try:
+                async with uow:
+                    result = await handler(uow, *args, **kwargs)
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                if budget.exhausted():
+                    raise budget.give_up(exc) from exc
+                report_retry(uow, exc, budget.attempts)
+                wanted = contended | contention_keys(uow)
+                if wanted != contended:
+                    # Keep the turn across retries (a holder that loses again to a first
+                    # attempt goes on holding), and re-take all keys at once, in order,
+                    # when the set grows: never wait for one key while holding another.
+                    await turns.aclose()
+                    try:
+                        await turns.enter_async_context(queue.hold(wanted, budget.remaining()))
+                    except TimeoutError as waited:
+                        raise budget.give_up(exc) from waited
+                    contended = wanted
+                await asyncio.sleep(budget.next_delay())
+                continue
+            return result
+
+
+def contention_keys(uow: UnitOfWork) -> frozenset[Hashable]:
+    """The keys of the aggregates ``uow`` wrote through the dispatcher."""
+    return frozenset(uow.touched)
 
 
 class TransactionAttempts(Generic[U]):
@@ -156,13 +200,16 @@ class TransactionAttempts(Generic[U]):
             await asyncio.sleep(self._delay)
         self._budget.start_attempt()
         self._finished = True  # until an attempt asks for another round
-        return Attempt(self, self._factory())
+        uow = self._factory()
+        uow.attempt = self._budget.attempts
+        return Attempt(self, uow)
 
-    def _retry_after(self, exc: BaseException) -> bool:
+    def _retry_after(self, exc: BaseException, uow: U) -> bool:
         if not is_retryable(exc):
             return False
         if self._budget.exhausted():
             raise self._budget.give_up(exc) from exc
+        report_retry(uow, exc, self._budget.attempts)
         self._finished = False
         self._delay = self._budget.next_delay()
         return True
@@ -188,9 +235,9 @@ class Attempt(Generic[U]):
         try:
             await self.uow.__aexit__(exc_type, exc, tb)
         except Exception as commit_exc:
-            if self._attempts._retry_after(commit_exc):
+            if self._attempts._retry_after(commit_exc, self.uow):
                 return True
             raise
         if exc is None:
             return False
-        return self._attempts._retry_after(exc)
+        return self._attempts._retry_after(exc, self.uow)

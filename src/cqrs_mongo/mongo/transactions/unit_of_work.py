@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 from pymongo.write_concern import WriteConcern
 
-from cqrs_mongo.errors import TransactionError, TransactionsUnsupportedError
-from cqrs_mongo.mongo import driver
-from cqrs_mongo.mongo.errors import (
-    TRANSIENT_TRANSACTION_ERROR,
-    UNKNOWN_COMMIT_RESULT,
-    error_labels,
+from cqrs_mongo.errors import (
+    TransactionError,
+    TransactionsUnsupportedError,
 )
+from cqrs_mongo.mongo import driver
+from cqrs_mongo.mongo.errors import error_labels
+from cqrs_mongo.mongo.transactions.commit_outcomes import commit_error, commit_outcome
+from cqrs_mongo.mongo.transactions.contention import ConflictQueue
 from cqrs_mongo.mongo.transactions.runner import (
     RetryBudget,
     TransactionAttempts,
+    _chain,
     backoff_delay,
+    is_timeout,
     run_with_retries,
 )
-from cqrs_mongo.persistence.hooks import Hooks
+from cqrs_mongo.persistence.hooks import HookEvent, Hooks, notify_observers
 from cqrs_mongo.persistence.unit_of_work import UnitOfWork
 
 logger = logging.getLogger("cqrs_mongo.mongo.transactions.unit_of_work")
@@ -33,6 +38,14 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_RETRY_BUDGET_SECONDS = 30.0
+DEFAULT_TRANSACTION_TIMEOUT_SECONDS = 10.0
+"""How long a transactional unit's operations may run, begin to commit (maxTimeMS)."""
+DEFAULT_MAX_COMMIT_SECONDS = 5.0
+"""How long one ``commitTransaction`` attempt may take (its maxTimeMS), within the budget."""
+CLEANUP_SECONDS = 2.0
+"""The deadline of an abort or a fence after a failure."""
+MIN_COMMIT_ATTEMPT_SECONDS = 1.0
+"""What the first commit attempt gets at least, however little of the budget is left."""
 
 
 class MongoUnitOfWork(UnitOfWork):
@@ -45,6 +58,23 @@ class MongoUnitOfWork(UnitOfWork):
     deployment has no transactions (mongomock, a standalone server) writes apply at once and
     cannot be rolled back: this is logged once per client, and ``require_transactions=True``
     refuses to begin instead.
+
+    Time limits (a failed or hung unit must not keep its documents locked): the operations of
+    a transactional unit run under one driver deadline of ``transaction_timeout_seconds``
+    (default 10 s; ``None`` for none), which the driver also sends to the server as
+    ``maxTimeMS``; each ``commitTransaction`` attempt is bounded by ``max_commit_seconds``
+    (default 5 s, its ``maxTimeMS``) and the commit's retries by ``commit_budget_seconds``
+    (the factory's ``retry_budget_seconds``; the first attempt gets at least 1 s),
+    all kept by the driver's timeout machinery (``pymongo.timeout``), not by polling. Every
+    failure ends the server transaction explicitly: ``abortTransaction``, or, when a write or
+    the commit may still be in flight (a timeout, a dropped connection, a cancellation, an
+    unknown commit outcome), a fence (see :func:`driver.fence_transaction`).
+
+    Commit outcomes (the transactions specification's): committed; not committed
+    (:class:`TransactionError`, ``retryable`` when labelled ``TransientTransactionError``);
+    unknown once the budget is spent (:class:`CommitOutcomeUnknownError`, rolled back in
+    memory); committed without the write concern (:class:`CommittedWithWriteConcernError`,
+    raised after the commit's callbacks, state kept).
 
     Attributes:
         client: the driver client (pymongo async, Motor or mongomock-motor).
@@ -66,6 +96,8 @@ class MongoUnitOfWork(UnitOfWork):
         write_concern: WriteConcern | None = None,
         commit_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS,
         database: Any = None,
+        transaction_timeout_seconds: float | None = DEFAULT_TRANSACTION_TIMEOUT_SECONDS,
+        max_commit_seconds: float = DEFAULT_MAX_COMMIT_SECONDS,
     ) -> None:
         super().__init__(source=source, hooks=hooks, read_only=read_only)
         self.client = client
@@ -78,7 +110,17 @@ class MongoUnitOfWork(UnitOfWork):
         self.read_concern = read_concern
         self.write_concern = write_concern or WriteConcern("majority")
         self.commit_budget_seconds = commit_budget_seconds
-        self._commit_sent = False
+        self.transaction_timeout_seconds = transaction_timeout_seconds
+        self.max_commit_seconds = max_commit_seconds
+        self._deadline: contextlib.AbstractContextManager[Any] | None = None
+        self._outcome_unknown = False
+        self._failure: BaseException | None = None
+        self._commit_warning: TransactionError | None = None
+
+    @property
+    def can_roll_back(self) -> bool:
+        """Whether a rollback discards the unit's writes: only inside a transaction."""
+        return self.in_transaction
 
     def collection(self, name: str) -> Any:
         """The collection ``name`` of this unit's database (pass ``session=uow.session``)."""
@@ -104,49 +146,136 @@ class MongoUnitOfWork(UnitOfWork):
                 self.session = None
                 raise
             self.in_transaction = True
+            if self.transaction_timeout_seconds is not None:
+                # Every operation of the unit runs under this driver deadline, which the
+                # driver sends to the server as maxTimeMS: no statement of the transaction
+                # outlives it, so a hung unit cannot hold its documents for the server's
+                # 60 s transaction lifetime. Left again before commit and rollback.
+                # A deadline replaces the client's timeoutMS: never lengthen it.
+                limit = driver.shortest(
+                    self.transaction_timeout_seconds, driver.client_timeout(self.client)
+                )
+                self._deadline = driver.deadline(limit)
+                self._deadline.__enter__()
+
+    async def commit(self) -> None:
+        """Commit the unit, then run the after-commit callbacks.
+
+        Raises:
+            CommittedWithWriteConcernError: the transaction committed (callbacks have run,
+                in-memory state is kept) but its write concern was not satisfied.
+            CommitOutcomeUnknownError: the commit's outcome stayed unknown until the commit
+                budget ran out; the unit is rolled back in memory.
+            TransactionError: the transaction did not commit (``retryable`` when labelled
+                ``TransientTransactionError``).
+            UnitOfWorkError: the unit is not active.
+        """
+        await super().commit()
+        warning, self._commit_warning = self._commit_warning, None
+        if warning is not None:
+            raise warning
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._failure = exc  # what the rollback must know: was a write's outcome in doubt?
+        await super().__aexit__(exc_type, exc, tb)
 
     async def _commit(self) -> None:
+        self._leave_deadline()
         if not self.in_transaction:
             return
-        self._commit_sent = True
         deadline = time.monotonic() + self.commit_budget_seconds
         attempt = 0
+        # From here until an answer is classified, the commit may have reached the server.
+        self._outcome_unknown = True
         while True:
             attempt += 1
+            # Each attempt is bounded by the driver's deadline (server selection, its own
+            # retry, the reply; maxTimeMS on the server) at the budget's remainder.
+            remaining = deadline - time.monotonic()
+            cap = driver.shortest(self.max_commit_seconds, driver.client_timeout(self.client))
+            # A nearly spent budget still leaves a commit time to answer; an explicit cap
+            # (max_commit_seconds, the client's timeoutMS) is never exceeded.
+            per_attempt = max(MIN_COMMIT_ATTEMPT_SECONDS, remaining)
+            if cap is not None:
+                per_attempt = min(per_attempt, cap)
             try:
-                await driver.commit_transaction(self.session)
-                return
+                await driver.commit_transaction(self.session, deadline_seconds=per_attempt)
             except PyMongoError as exc:
-                labels = error_labels(exc)
-                # commitTransaction is idempotent for the same session and transaction number
-                # (transactions spec), so only the commit is retried, never the writes.
-                if UNKNOWN_COMMIT_RESULT in labels and time.monotonic() < deadline:
-                    await asyncio.sleep(backoff_delay(attempt))
-                    continue
+                outcome = commit_outcome(exc)
+                if outcome == "unknown":
+                    # commitTransaction is idempotent for the same session and transaction
+                    # number (transactions spec), so only the commit is retried.
+                    pause = min(backoff_delay(attempt), deadline - time.monotonic())
+                    if pause > 0:
+                        self._observe_commit_retry(exc, attempt)
+                        await asyncio.sleep(pause)
+                        continue
+                    raise commit_error(exc, attempt) from exc
+                self._outcome_unknown = False
+                if outcome == "committed":
+                    self._commit_warning = commit_error(exc, attempt)
+                    self._commit_warning.__cause__ = exc
+                    return
                 raise commit_error(exc, attempt) from exc
+            self._outcome_unknown = False
+            return
+
+    def _observe_commit_retry(self, exc: PyMongoError, attempt: int) -> None:
+        # Process-wide observers (tracing, metrics) see each commit retry with its labels.
+        if self._observation is None:
+            return
+        self._observation.detail["commit_attempts"] = attempt + 1
+        detail = {"labels": sorted(error_labels(exc)), "attempt": attempt}
+        notify_observers(
+            HookEvent("error", "uow.commit_retry", type(self), (), self.source, None, exc, detail)
+        )
 
     async def _rollback(self) -> None:
-        # After a commit was sent the driver refuses abortTransaction; ending the session
-        # (in _close) releases whatever the server still holds.
-        if self.in_transaction and not self._commit_sent:
-            await driver.abort_transaction(self.session)
+        self._leave_deadline()
+        if not self.in_transaction:
+            return
+        if self._in_doubt():
+            # A write or the commit may still be on its way to the server, or be held there:
+            # an abort could miss it, and ending the session does not end it on the server.
+            driver.mark_session_dirty(self.session)
+            await driver.fence_transaction(
+                self.session, self.database, deadline_seconds=CLEANUP_SECONDS
+            )
+        elif self.session is not None and self.session.in_transaction:
+            try:
+                await driver.abort_transaction(self.session, deadline_seconds=CLEANUP_SECONDS)
+            except PyMongoError as exc:  # the server ends it at its lifetime limit anyway
+                logger.warning("abortTransaction failed: %r", exc)
 
     async def _close(self) -> None:
+        self._leave_deadline()
         session, self.session = self.session, None
         self.in_transaction = False
         await driver.end_session(session)
 
+    def _leave_deadline(self) -> None:
+        deadline, self._deadline = self._deadline, None
+        if deadline is not None:
+            # Left in another context (a unit closed by a finalizer): nothing to restore.
+            with contextlib.suppress(ValueError):
+                deadline.__exit__(None, None, None)
 
-def commit_error(exc: PyMongoError, attempts: int) -> TransactionError:
-    """The :class:`TransactionError` reporting a failed ``commitTransaction``."""
-    labels = error_labels(exc)
-    outcome = "may have committed" if UNKNOWN_COMMIT_RESULT in labels else "did not commit"
-    return TransactionError(
-        f"Transaction {outcome} after {attempts} commit attempt(s): {exc}",
-        labels,
-        retryable=TRANSIENT_TRANSACTION_ERROR in labels,
-        attempts=attempts,
-    )
+    def _in_doubt(self) -> bool:
+        if self._outcome_unknown or driver.session_is_dirty(self.session):
+            return True
+        failure = self._failure
+        if failure is None:
+            return False
+        if not isinstance(failure, Exception):  # cancelled mid-operation
+            return True
+        return is_timeout(failure) or any(
+            isinstance(error, ConnectionFailure) for error in _chain(failure)
+        )
 
 
 def _warn_once(client: Any, topology: str) -> None:
@@ -155,7 +284,8 @@ def _warn_once(client: Any, topology: str) -> None:
         return
     logger.warning(
         "The %s deployment has no multi-document transactions: writes of a unit of work "
-        "apply one by one and cannot be rolled back.",
+        "apply one by one and cannot be rolled back. Pass require_transactions=True to "
+        "MongoUnitOfWorkFactory to refuse such deployments instead.",
         topology,
     )
 
@@ -185,6 +315,8 @@ class MongoUnitOfWorkFactory:
         hooks: Hooks | None = None,
         retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS,
         max_attempts: int | None = None,
+        transaction_timeout_seconds: float | None = DEFAULT_TRANSACTION_TIMEOUT_SECONDS,
+        max_commit_seconds: float = DEFAULT_MAX_COMMIT_SECONDS,
     ) -> None:
         self.client = client
         self.database_name = database_name
@@ -196,10 +328,19 @@ class MongoUnitOfWorkFactory:
         self.hooks = hooks
         self.retry_budget_seconds = retry_budget_seconds
         self.max_attempts = max_attempts
+        # run(): a handler that lost a conflict waits its turn for the aggregates it wrote.
+        self.conflicts = ConflictQueue()
+        self.transaction_timeout_seconds = transaction_timeout_seconds
+        self.max_commit_seconds = max_commit_seconds
+
+    @property
+    def location(self) -> tuple[str, int, str]:
+        """Where this factory's units write (client and database), for the source check."""
+        return ("mongo", id(self.client), self.database_name)
 
     def __call__(self, *, read_only: bool = False) -> MongoUnitOfWork:
-        """A fresh unit of work (not yet begun)."""
-        return MongoUnitOfWork(
+        """A fresh unit of work (not yet begun), stamped with this factory as its origin."""
+        unit = MongoUnitOfWork(
             self.client,
             self.database_name,
             source=self.source,
@@ -210,7 +351,11 @@ class MongoUnitOfWorkFactory:
             write_concern=self.write_concern,
             commit_budget_seconds=self.retry_budget_seconds,
             database=self.database,
+            transaction_timeout_seconds=self.transaction_timeout_seconds,
+            max_commit_seconds=self.max_commit_seconds,
         )
+        unit.factory = self
+        return unit
 
     async def run(
         self,
@@ -220,10 +365,15 @@ class MongoUnitOfWorkFactory:
     ) -> R:
         """Run ``await handler(uow, *args, **kwargs)`` in a fresh unit and commit it.
 
+        ``transaction_timeout_seconds`` and ``max_commit_seconds`` bound each unit (see
+        :class:`MongoUnitOfWork`).
+
         The whole handler runs again, in a new unit, after a failure labelled
         ``TransientTransactionError`` or a :class:`ConcurrencyError` (the handler re-reads
         state); a commit whose outcome is unknown is retried alone. Retries back off with
-        jitter until ``retry_budget_seconds`` (or ``max_attempts``) is spent.
+        jitter until ``retry_budget_seconds`` (or ``max_attempts``) is spent. A retry after a
+        conflict waits its turn for the aggregates the failed attempt wrote, so tasks of this
+        process hammering one aggregate take turns instead of colliding (``conflicts``).
 
         A driver timeout (``timeoutMS``, ``socketTimeoutMS``: the error's ``timeout`` is true)
         is the caller's deadline: it is never retried and propagates as the driver raised it
@@ -234,7 +384,9 @@ class MongoUnitOfWorkFactory:
                 ``attempts`` set), or the commit failed for good; chained from the last error.
             Exception: whatever the handler raised, when it is not worth retrying.
         """
-        return await run_with_retries(self, handler, self._budget(), *args, **kwargs)
+        return await run_with_retries(
+            self, handler, self._budget(), self.conflicts, *args, **kwargs
+        )
 
     def transaction(self) -> TransactionAttempts[MongoUnitOfWork]:
         """Attempts to run a block in a unit of work until one commits.

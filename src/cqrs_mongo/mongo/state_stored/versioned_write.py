@@ -1,0 +1,123 @@
+"""The version-checked write of one state-stored document, for ``MongoRepository`` and users'
+own repositories alike.
+
+A new aggregate (version 0) is inserted as version 1; an existing one is replaced only where
+``{_id, version}`` still matches what was loaded. Either way the aggregate's in-memory version
+moves on, goes back to what it was when the unit first wrote it if the unit rolls back, and
+its pending events are forgotten when the unit commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from cqrs_mongo.errors import ConcurrencyError
+from cqrs_mongo.mongo.codecs import ENCODING_ERRORS
+from cqrs_mongo.mongo.errors import (
+    conflict_error,
+    is_duplicate_key,
+    is_too_large,
+    is_write_conflict,
+    unstorable_error,
+)
+from cqrs_mongo.persistence.unit_of_work import advance_version
+
+
+async def write_versioned(
+    uow: Any,
+    collection: str,
+    entity: Any,
+    document: Mapping[str, Any],
+    *,
+    entity_name: str | None = None,
+) -> int:
+    """Store ``document`` as ``entity``'s next version in ``uow``; returns the new version.
+
+    ``document`` is what to store (with its ``_id``; its ``version`` is set here to the
+    entity's version plus one). The write runs in ``uow.session``; ``entity.version`` is then
+    the stored version, put back on rollback as described in the module docstring.
+
+    Example:
+        >>> class CustomerRepository:  # doctest: +SKIP
+        ...     async def persist(self, entity: Customer, uow: MongoUnitOfWork) -> str:
+        ...         document = {"_id": entity.id, "name": entity.name}
+        ...         await write_versioned(uow, "customers", entity, document)
+        ...         return entity.id
+
+    Raises:
+        ConcurrencyError: another writer changed (or created) the aggregate first.
+        DocumentEncodingError: a field cannot be stored in BSON, or the document is over
+            16 MiB; nothing was written.
+        UnitOfWorkError: the unit is not active or is read-only.
+        KeyError: ``document`` has no ``_id``.
+    """
+    uow.record_write()
+    expected: int = entity.version
+    stored = dict(document)
+    stored["version"] = expected + 1
+    name = entity_name or type(entity).__name__
+    target = uow.database[collection]
+    if expected == 0:
+        await _insert(target, stored, name, uow)
+    else:
+        await _replace(target, stored, expected, name, uow)
+    # Without a transaction the write is already durable: nothing to undo later.
+    advance_version(entity, expected + 1, uow, durable=not uow.in_transaction)
+    return expected + 1
+
+
+async def _insert(target: Any, document: dict[str, Any], name: str, uow: Any) -> None:
+    try:
+        await target.insert_one(document, session=uow.session)
+    except ENCODING_ERRORS as exc:
+        raise unstorable_error(exc, name, [document]) from exc
+    except PyMongoError as exc:
+        if is_too_large(exc):
+            raise unstorable_error(exc, name, [document]) from exc
+        if not (is_write_conflict(exc) or _is_id_duplicate(exc)):
+            raise
+        entity_id = document["_id"]
+        # A failed write aborts the transaction on the server, so the stored version can
+        # only be read when no transaction is involved.
+        actual = None if uow.in_transaction else await stored_version(target, entity_id, uow)
+        raise conflict_error(exc, name, entity_id, None, actual) from exc
+
+
+async def _replace(
+    target: Any, document: dict[str, Any], expected: int, name: str, uow: Any
+) -> None:
+    entity_id = document["_id"]
+    try:
+        result = await target.replace_one(
+            {"_id": entity_id, "version": expected}, document, session=uow.session
+        )
+    except ENCODING_ERRORS as exc:
+        raise unstorable_error(exc, name, [document]) from exc
+    except PyMongoError as exc:
+        if is_write_conflict(exc):
+            raise conflict_error(exc, name, entity_id, expected) from exc
+        if is_too_large(exc):
+            raise unstorable_error(exc, name, [document]) from exc
+        raise
+    if result.matched_count == 0:
+        actual = await stored_version(target, entity_id, uow)
+        detail = "deleted or never stored" if actual is None else None
+        raise ConcurrencyError(name, entity_id, expected, actual, detail)
+
+
+async def stored_version(target: Any, entity_id: Any, uow: Any) -> int | None:
+    """The version stored for ``entity_id`` in collection ``target``, or ``None``."""
+    found = await target.find_one({"_id": entity_id}, {"version": 1}, session=uow.session)
+    return None if found is None else int(found.get("version", 0))
+
+
+def _is_id_duplicate(exc: BaseException) -> bool:
+    # A duplicate on another unique index (an email, say) is not a version conflict.
+    if not is_duplicate_key(exc):
+        return False
+    details = getattr(exc, "details", None) or {}
+    pattern = details.get("keyPattern")
+    return pattern is None or list(pattern) == ["_id"]

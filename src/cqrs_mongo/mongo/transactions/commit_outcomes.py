@@ -1,0 +1,74 @@
+"""What a failed ``commitTransaction`` says about the transaction, per the transactions spec.
+
+Four outcomes: committed; not committed (the server aborted it, or refused the commit);
+unknown (retry the commit, which is idempotent); committed without the write concern. Each
+is reported as its own error so that no caller mistakes one for another.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError, WriteConcernError
+
+from cqrs_mongo.errors import (
+    CommitOutcomeUnknownError,
+    CommittedWithWriteConcernError,
+    TransactionError,
+)
+from cqrs_mongo.mongo.errors import (
+    TRANSIENT_TRANSACTION_ERROR,
+    UNKNOWN_COMMIT_RESULT,
+    error_labels,
+)
+
+CommitOutcome = Literal["committed", "not_committed", "unknown"]
+
+
+def commit_outcome(exc: PyMongoError) -> CommitOutcome:
+    """What a failed ``commitTransaction`` says about the transaction (transactions spec).
+
+    - ``unknown``: labelled ``UnknownTransactionCommitResult`` (the driver adds it to network
+      errors, server selection errors, retryable codes, ``WriteConcernTimeout`` 64 and
+      ``MaxTimeMSExpired`` 50), or any driver timeout: retry the commit.
+    - ``not_committed``: labelled ``TransientTransactionError`` (the server aborted it:
+      re-run the unit), or any other command error (the server refused the commit).
+    - ``committed``: a write concern error with neither label (e.g. 100
+      ``UnsatisfiableWriteConcern``): the server committed, the write concern was not met.
+    """
+    labels = error_labels(exc)
+    if UNKNOWN_COMMIT_RESULT in labels or exc.timeout or isinstance(exc, ConnectionFailure):
+        return "unknown"
+    if TRANSIENT_TRANSACTION_ERROR in labels:
+        return "not_committed"
+    if isinstance(exc, WriteConcernError):
+        return "committed"
+    return "not_committed"
+
+
+def commit_error(exc: PyMongoError, attempts: int) -> TransactionError:
+    """The :class:`TransactionError` (or subclass) reporting a failed ``commitTransaction``."""
+    labels = error_labels(exc)
+    outcome = commit_outcome(exc)
+    if outcome == "unknown":
+        return CommitOutcomeUnknownError(
+            f"Transaction may have committed: its outcome was still unknown after {attempts} "
+            f"commit attempt(s) when the commit budget ran out: {exc}",
+            labels | {UNKNOWN_COMMIT_RESULT},
+            retryable=False,
+            attempts=attempts,
+        )
+    if outcome == "committed":
+        code = exc.code if isinstance(exc, OperationFailure) else None
+        return CommittedWithWriteConcernError(
+            f"Transaction committed, but its write concern was not satisfied (code {code}): {exc}",
+            labels,
+            write_concern_code=code,
+            attempts=attempts,
+        )
+    return TransactionError(
+        f"Transaction did not commit after {attempts} commit attempt(s): {exc}",
+        labels,
+        retryable=TRANSIENT_TRANSACTION_ERROR in labels,
+        attempts=attempts,
+    )

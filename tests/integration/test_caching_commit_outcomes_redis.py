@@ -1,0 +1,236 @@
+"""The cache after commits whose outcome the caller does not learn: cancelled, unknown, failed.
+
+Every outcome that may have committed must invalidate before the error reaches the caller, and a
+commit still in flight when the caller gave up must not leave an old value cached once it lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+
+from cqrs_mongo import AggregateRoot, PersistenceDispatcher, PersistenceRegistry
+from cqrs_mongo.cache import RedisCacheService
+from cqrs_mongo.cache.caching_dispatcher import CachingPersistenceDispatcher
+from cqrs_mongo.mongo import MongoRepository, MongoUnitOfWorkFactory
+from cqrs_mongo.testing import fail_command
+
+pytestmark = pytest.mark.redis
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Ticket(AggregateRoot[str]):
+    status: str = "open"
+
+
+class TicketRepository(MongoRepository[Ticket, str]):
+    entity_type = Ticket
+    collection = "tickets"
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"test-outcomes-{uuid.uuid4().hex[:12]}"
+
+
+@pytest_asyncio.fixture
+async def redis_client(namespace: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except Exception as exc:  # the suite must fail, not skip, without its server
+        await client.aclose()
+        raise RuntimeError(f"Redis at {REDIS_URL} is unreachable: {exc!r}.") from exc
+    yield client
+    keys = [key async for key in client.scan_iter(match=f"{namespace}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+def factory(mongo_client: Any, mongo_db: Any) -> MongoUnitOfWorkFactory:
+    return MongoUnitOfWorkFactory(mongo_client, mongo_db.name, retry_budget_seconds=0.5)
+
+
+@pytest.fixture
+def inner(factory: MongoUnitOfWorkFactory) -> PersistenceDispatcher:
+    registry = PersistenceRegistry()
+    registry.register_operation(Ticket, TicketRepository)
+    registry.register_retrieval(Ticket, TicketRepository)
+    return PersistenceDispatcher(uow_factories={"default": factory}, registry=registry)
+
+
+@pytest.fixture
+def cached(
+    inner: PersistenceDispatcher, redis_client: Redis, namespace: str
+) -> CachingPersistenceDispatcher:
+    return CachingPersistenceDispatcher(
+        inner=inner,
+        cache_service=RedisCacheService(redis_client),
+        default_ttl=60,
+        namespace=namespace,
+    )
+
+
+async def cached_open_ticket(
+    cached: CachingPersistenceDispatcher, inner: PersistenceDispatcher
+) -> Ticket:
+    """Ticket t1 stored and cached as "open"; returns a copy changed to "closed"."""
+    await cached.apply(Ticket(id="t1"))
+    (seen,) = await cached.fetch_domain(Ticket, ["t1"])
+    assert seen.status == "open"
+    (ticket,) = await inner.fetch_domain(Ticket, ["t1"])
+    ticket.status = "closed"
+    return ticket
+
+
+async def eventually(check: Callable[[], Any], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not await check():
+        assert time.monotonic() < deadline, "the commit never landed"
+        await asyncio.sleep(0.05)
+
+
+def stored_status(mongo_db: Any, expected: str) -> Callable[[], Any]:
+    async def check() -> bool:
+        doc = await mongo_db["tickets"].find_one({"_id": "t1"})
+        return doc is not None and doc["status"] == expected
+
+    return check
+
+
+async def read_status(cached: CachingPersistenceDispatcher) -> str:
+    (ticket,) = await cached.fetch_domain(Ticket, ["t1"])
+    return ticket.status
+
+
+@pytest.mark.parametrize("in_unit", [False, True], ids=["own-unit", "caller-unit"])
+async def test_a_cancelled_apply_whose_commit_lands_later_leaves_no_stale_entry(
+    cached: CachingPersistenceDispatcher,
+    inner: PersistenceDispatcher,
+    factory: MongoUnitOfWorkFactory,
+    mongo_client: Any,
+    mongo_db: Any,
+    in_unit: bool,
+) -> None:
+    ticket = await cached_open_ticket(cached, inner)
+
+    async def apply() -> None:
+        if in_unit:
+            async with factory() as uow:
+                await cached.apply(ticket, uow=uow)
+        else:
+            await cached.apply(ticket)
+
+    async with fail_command(mongo_client, ["commitTransaction"], block_ms=1500):
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(apply(), 0.3)
+        # The commit is still blocked on the server: readers see "open", correctly for now,
+        # and must not leave it in the cache for after the commit lands.
+        during = [await read_status(cached) for _ in range(3)]
+        await eventually(stored_status(mongo_db, "closed"))
+
+    assert set(during) <= {"open", "closed"}
+    assert [await read_status(cached) for _ in range(3)] == ["closed"] * 3
+
+
+@pytest.mark.parametrize("in_unit", [False, True], ids=["own-unit", "caller-unit"])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"write_concern_error": {"code": 100, "errmsg": "unsatisfiable (unlabelled)"}},
+        # Labelled UnknownTransactionCommitResult by the driver: retried until the budget ends.
+        {"write_concern_error": {"code": 64, "errmsg": "waiting for replication timed out"}},
+    ],
+    ids=["wce-100-unlabelled", "wce-64-unknown-result"],
+)
+async def test_a_commit_reported_as_failed_or_unknown_invalidates_before_the_error(
+    cached: CachingPersistenceDispatcher,
+    inner: PersistenceDispatcher,
+    factory: MongoUnitOfWorkFactory,
+    mongo_client: Any,
+    mongo_db: Any,
+    failure: dict[str, Any],
+    in_unit: bool,
+) -> None:
+    ticket = await cached_open_ticket(cached, inner)
+    seen_when_raised: list[str] = []
+
+    async def apply() -> None:
+        if in_unit:
+            async with factory() as uow:
+                await cached.apply(ticket, uow=uow)
+        else:
+            await cached.apply(ticket)
+
+    async with fail_command(mongo_client, ["commitTransaction"], times=1000, **failure):
+        try:
+            await apply()
+        except Exception:
+            # What any reader gets the moment the caller learns of the failure.
+            seen_when_raised.append(await read_status(cached))
+    committed = await stored_status(mongo_db, "closed")()
+
+    if seen_when_raised:
+        assert seen_when_raised == ["closed" if committed else "open"]
+    assert await read_status(cached) == ("closed" if committed else "open")
+
+
+async def test_a_storm_of_cancelled_applies_leaves_no_stale_entry(
+    cached: CachingPersistenceDispatcher,
+    inner: PersistenceDispatcher,
+    mongo_client: Any,
+    mongo_db: Any,
+) -> None:
+    count = 30
+    ids = [f"s{i}" for i in range(count)]
+    for ticket_id in ids:
+        await cached.apply(Ticket(id=ticket_id))
+    assert len(await cached.fetch_domain(Ticket, ids)) == count
+    changed = await inner.fetch_domain(Ticket, ids)
+    for ticket in changed:
+        ticket.status = "closed"
+
+    async def reader() -> None:
+        for _ in range(10):  # reads racing the blocked commits, filling what they may
+            await cached.fetch_domain(Ticket, ids)
+            await asyncio.sleep(0.05)
+
+    async with fail_command(mongo_client, ["commitTransaction"], times=count, block_ms=1000):
+        outcomes = await asyncio.gather(
+            *(asyncio.wait_for(cached.apply(t), 0.3) for t in changed),
+            reader(),
+            return_exceptions=True,
+        )
+        # Some abandoned commits land when their block ends, others never run (the server
+        # drops them with their connection): wait until the stored state stops changing.
+        landed = await settled_count(mongo_db, {"status": "closed"})
+
+    assert sum(isinstance(o, TimeoutError) for o in outcomes) == count
+    assert landed > 0  # or the test proves nothing
+    stored = {d["_id"]: d["status"] async for d in mongo_db["tickets"].find({"_id": {"$in": ids}})}
+    through_cache = {t.id: t.status for t in await cached.fetch_domain(Ticket, ids)}
+    assert through_cache == stored
+
+
+async def settled_count(mongo_db: Any, query: dict[str, Any]) -> int:
+    """The count of ``query`` once it has not changed for 1.5 s (within 20 s)."""
+    deadline = time.monotonic() + 20
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now = await mongo_db["tickets"].count_documents(query)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since > 1.5:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the stored state kept changing: {last} documents match {query}")

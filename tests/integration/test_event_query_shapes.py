@@ -1,0 +1,105 @@
+"""The filters an event-sourced load sends: equality for one stream, index bounds on the server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from pymongo import monitoring
+
+from cqrs_mongo.domain import AggregateRoot, DomainEvent
+from cqrs_mongo.eventsourcing import EveryNEvents
+from cqrs_mongo.mongo.driver import create_client
+from cqrs_mongo.mongo.eventsourcing.event_sourced_repository import EventSourcedRepository
+from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWorkFactory
+
+pytestmark = pytest.mark.requires_transactions
+
+
+class Ticked(DomainEvent):
+    n: int
+
+
+class Clock(AggregateRoot[str]):
+    ticks: int = 0
+
+    def apply_Ticked(self, event: Ticked) -> None:
+        self.ticks += 1
+
+
+class ClockRepository(EventSourcedRepository[Clock, str]):
+    snapshot_strategy = EveryNEvents(10)
+
+
+class ReplayingClockRepository(EventSourcedRepository[Clock, str]):
+    pass
+
+
+class Finds(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.filters: list[dict[str, Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command.get("find") == "events":
+            self.filters.append(dict(event.command["filter"]))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest_asyncio.fixture
+async def watched(mongo_server: Any, mongo_db: Any) -> AsyncIterator[tuple[Any, Finds]]:
+    finds = Finds()
+    client = create_client(mongo_server.uri, event_listeners=[finds])
+    try:
+        yield client, finds
+    finally:
+        await client.close()
+
+
+async def test_one_stream_is_loaded_with_the_plain_equality_form(
+    watched: tuple[Any, Finds], mongo_db: Any
+) -> None:
+    client, finds = watched
+    factory = MongoUnitOfWorkFactory(client, mongo_db.name)
+    clock = Clock.blank("c-1")
+    for n in range(13):
+        clock.add_event(Ticked(n=n))
+    async with factory() as uow:
+        await ClockRepository().persist(clock, uow)
+    async with factory(read_only=True) as uow:
+        [loaded] = await ClockRepository().retrieve(["c-1"], uow)
+        [replayed] = await ReplayingClockRepository().retrieve(["c-1"], uow)
+    assert (loaded.version, loaded.ticks) == (13, 13)
+    assert (replayed.version, replayed.ticks) == (13, 13)
+    assert finds.filters == [
+        {"stream_id": "c-1", "version": {"$gt": 13}},  # the snapshot is at 13
+        {"stream_id": "c-1"},  # no snapshot: the whole stream, nothing skipped
+    ]
+
+
+async def test_the_single_stream_shapes_are_index_scans_on_the_server(mongo_db: Any) -> None:
+    from cqrs_mongo.mongo.eventsourcing.event_store import STREAM_VERSION_INDEX, streams_filter
+
+    await mongo_db["events"].create_indexes([STREAM_VERSION_INDEX])
+    await mongo_db["events"].insert_many(
+        [{"stream_id": f"s{s}", "version": v} for s in range(5) for v in range(1, 51)]
+    )
+    for after, examined in ((0, 50), (40, 10)):
+        explained = await mongo_db.command(
+            {
+                "explain": {
+                    "find": "events",
+                    "filter": streams_filter({"s2": after}),
+                    "sort": {"version": 1},
+                },
+                "verbosity": "executionStats",
+            }
+        )
+        assert "COLLSCAN" not in str(explained["queryPlanner"]["winningPlan"])
+        assert explained["executionStats"]["totalKeysExamined"] == examined
