@@ -310,14 +310,14 @@ class ProjectionError(CqrsMongoError):
     """A projection could not apply an event."""
 
 
+class NonTransactionalRollbackWarning(UserWarning):
+    """A unit of work that wrote without a transaction (mongomock, a standalone server) was
+    rolled back: its writes were applied one by one and stay."""
+
+
 class ProjectionGapError(ProjectionError):
     """An event reached a projection while earlier events of its stream had not."""
 
 
 class ProjectionLeaseLost(ProjectionError):
     """Another worker took over a projection's lease; this worker's batch did not commit."""
-
-
-class NonTransactionalRollbackWarning(UserWarning):
-    """A unit of work that wrote without a transaction (mongomock, a standalone server) was
-    rolled back: its writes were applied one by one and stay."""

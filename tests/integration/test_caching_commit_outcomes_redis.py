@@ -25,6 +25,7 @@ from cqrs_mongo.testing import fail_command
 pytestmark = pytest.mark.redis
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+BLOCK_MS = 3000
 
 
 class Ticket(AggregateRoot[str]):
@@ -131,15 +132,22 @@ async def test_a_cancelled_apply_whose_commit_lands_later_leaves_no_stale_entry(
         else:
             await cached.apply(ticket)
 
-    async with fail_command(mongo_client, ["commitTransaction"], block_ms=1500):
+    # The commit is held on the server for 3 s; so is the unit's fence (the find that would
+    # stop the commit from landing later), which gives up after 2 s: the commit lands late.
+    async with fail_command(
+        mongo_client, ["commitTransaction", "find"], times=2, block_ms=BLOCK_MS
+    ):
+        started = time.monotonic()
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(apply(), 0.3)
-        # The commit is still blocked on the server: readers see "open", correctly for now,
-        # and must not leave it in the cache for after the commit lands.
+        # Readers now see "open", correctly, and must not leave it in the cache for after
+        # the commit lands.
         during = [await read_status(cached) for _ in range(3)]
+        landed_early = time.monotonic() - started > BLOCK_MS / 1000
         await eventually(stored_status(mongo_db, "closed"))
 
-    assert set(during) <= {"open", "closed"}
+    assert not landed_early  # the reads above really came before the commit landed
+    assert during == ["open"] * 3
     assert [await read_status(cached) for _ in range(3)] == ["closed"] * 3
 
 
@@ -191,7 +199,7 @@ async def test_a_storm_of_cancelled_applies_leaves_no_stale_entry(
     mongo_client: Any,
     mongo_db: Any,
 ) -> None:
-    count = 30
+    count = 12
     ids = [f"s{i}" for i in range(count)]
     for ticket_id in ids:
         await cached.apply(Ticket(id=ticket_id))
@@ -200,23 +208,20 @@ async def test_a_storm_of_cancelled_applies_leaves_no_stale_entry(
     for ticket in changed:
         ticket.status = "closed"
 
-    async def reader() -> None:
-        for _ in range(10):  # reads racing the blocked commits, filling what they may
-            await cached.fetch_domain(Ticket, ids)
-            await asyncio.sleep(0.05)
-
-    async with fail_command(mongo_client, ["commitTransaction"], times=count, block_ms=1000):
+    # As in the single case: each commit and each unit's fence are held, the fences give up.
+    async with fail_command(
+        mongo_client, ["commitTransaction", "find"], times=2 * count, block_ms=BLOCK_MS
+    ):
         outcomes = await asyncio.gather(
-            *(asyncio.wait_for(cached.apply(t), 0.3) for t in changed),
-            reader(),
-            return_exceptions=True,
+            *(asyncio.wait_for(cached.apply(t), 0.3) for t in changed), return_exceptions=True
         )
-        # Some abandoned commits land when their block ends, others never run (the server
-        # drops them with their connection): wait until the stored state stops changing.
+        during = await cached.fetch_domain(Ticket, ids)  # before the commits land
         landed = await settled_count(mongo_db, {"status": "closed"})
 
-    assert sum(isinstance(o, TimeoutError) for o in outcomes) == count
-    assert landed > 0  # or the test proves nothing
+    # Most callers give up; on a loaded machine a few get another error or their answer.
+    assert sum(isinstance(o, TimeoutError) for o in outcomes) >= count // 2
+    assert landed > 0  # some abandoned commits landed late, or the test proves nothing
+    assert len(during) == count
     stored = {d["_id"]: d["status"] async for d in mongo_db["tickets"].find({"_id": {"$in": ids}})}
     through_cache = {t.id: t.status for t in await cached.fetch_domain(Ticket, ids)}
     assert through_cache == stored

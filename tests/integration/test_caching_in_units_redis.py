@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from cqrs_mongo import AggregateRoot, PersistenceDispatcher, PersistenceRegistry
 from cqrs_mongo.cache import RedisCacheService
 from cqrs_mongo.cache.caching_dispatcher import CachingPersistenceDispatcher
+from cqrs_mongo.errors import NonTransactionalRollbackWarning
 from cqrs_mongo.mongo import MongoRepository, MongoUnitOfWork, MongoUnitOfWorkFactory
 from cqrs_mongo.testing import CommandCounter
 
@@ -225,13 +226,16 @@ async def test_a_unit_without_transactions_that_rolls_back_still_invalidates_wha
     await cached.apply(Ticket(id="t1"))
     await cached.fetch_domain(Ticket, ["t1"])
 
-    with pytest.raises(LookupError):
+    async def write_then_fail() -> None:
         async with factory() as uow:
             assert not uow.in_transaction
             (ticket,) = await cached.fetch_domain(Ticket, ["t1"], uow=uow)
             ticket.status = "written anyway"
             await cached.apply(ticket, uow=uow)
             raise LookupError("after the write")
+
+    with pytest.raises(LookupError), pytest.warns(NonTransactionalRollbackWarning):
+        await write_then_fail()
 
     (stored,) = await inner.fetch_domain(Ticket, ["t1"])
     (through_cache,) = await cached.fetch_domain(Ticket, ["t1"])

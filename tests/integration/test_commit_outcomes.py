@@ -216,3 +216,34 @@ async def test_a_unit_cancelled_mid_write_leaves_no_server_transaction_behind(
         took = await seconds_until_writable(client, "a")
     assert took < 5.0, f"the document stayed locked {took:.1f} s"
     assert await stored(client) == [{"_id": "a", "by": "second writer"}]
+
+
+async def test_may_have_committed_says_which_outcomes_may_be_durable(client: Any) -> None:
+    factory = factory_for(client, retry_budget_seconds=0.5)
+
+    async def write(uow: MongoUnitOfWork) -> None:
+        await uow.collection("orders").insert_one({"_id": uuid.uuid4().hex}, session=uow.session)
+
+    units: list[MongoUnitOfWork] = []
+
+    async def attempt(**failpoint: Any) -> None:
+        uow = factory()
+        units.append(uow)
+        async with fail_command(client, ["commitTransaction"], **failpoint):
+            with pytest.raises(TransactionError):
+                async with uow:
+                    await write(uow)
+
+    await attempt(times=1000, close_connection=True)
+    await attempt(write_concern_error={"code": 100, "errmsg": "unsatisfiable"})
+    await attempt(error_code=251, error_labels=["TransientTransactionError"])
+    clean = factory()
+    async with clean:
+        await write(clean)
+    rolled_back = factory()
+    with pytest.raises(ValueError, match="rule"):
+        async with rolled_back:
+            await write(rolled_back)
+            raise ValueError("rule")
+    assert [u.may_have_committed for u in units] == [True, True, False]
+    assert (clean.may_have_committed, rolled_back.may_have_committed) == (True, False)

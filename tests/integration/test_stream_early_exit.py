@@ -126,6 +126,7 @@ async def test_a_bare_break_closes_the_cursor_and_the_unit_without_errors(
         await asyncio.sleep(0.01)
     assert commands.names[-2:] == ["find", "killCursors"]
     assert [unit.state for unit in factory.units] == [UnitOfWorkState.CLOSED]
+    assert current_unit_of_work() is None  # not the closed unit the stream began here
     gc.collect()
     await asyncio.sleep(0.01)
     assert errors == []

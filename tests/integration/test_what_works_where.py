@@ -2,8 +2,6 @@
 
 Columns: in memory, mongomock, the embedded server; the replica-set column is these same tests
 run with ``MONGODB_URI`` naming a replica set (the ``embedded`` parameter then runs there).
-Cells that another branch delivers are strict xfails naming it, so the day they work the test
-fails until the marker goes.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from cqrs_mongo import (
     AggregateRoot,
     ConcurrencyError,
     ConfigurationError,
-    CqrsMongoError,
     InMemoryQueryPersistence,
     InMemoryRepository,
     InMemoryUnitOfWorkFactory,
@@ -32,6 +29,7 @@ from cqrs_mongo import (
     QueryOptions,
     SpecificationBuilder,
 )
+from cqrs_mongo.errors import MongomockLimitError
 from cqrs_mongo.eventsourcing import InMemoryEventSourcedRepository, shared_event_store
 from cqrs_mongo.mongo import (
     EventSourcedRepository,
@@ -133,10 +131,6 @@ def where(request: pytest.FixtureRequest) -> Where:
     return Where("embedded", factory, MongoAccounts, MongoOrders, MongoRows)
 
 
-def expect_failure_until(request: pytest.FixtureRequest, branch: str, what: str) -> None:
-    request.applymarker(pytest.mark.xfail(strict=True, reason=f"{what}: delivered by {branch}"))
-
-
 async def test_versioned_writes_refuse_a_stale_version(where: Where) -> None:
     dispatcher = where.dispatcher()
     await dispatcher.apply(Account(id="a-1"))
@@ -203,15 +197,12 @@ async def test_ids_specifications_ordering_offset_pages_and_stream(where: Where)
     ]
 
 
-async def test_keyset_cursors_page_exactly(where: Where, request: pytest.FixtureRequest) -> None:
-    if where.name == "memory":
-        expect_failure_until(request, "h-query", "keyset cursors in memory")
+async def test_keyset_cursors_page_exactly(where: Where) -> None:
     if where.name == "mongomock":
-        expect_failure_until(request, "h-query", "a CqrsMongoError for keyset pages on mongomock")
         await where.seed_rows(4)
         options = QueryOptions().with_ordering("id").with_pagination(limit=2)
         page = await (await where.dispatcher().fetch(Row, options)).page()
-        with pytest.raises(CqrsMongoError, match="mongomock"):
+        with pytest.raises(MongomockLimitError, match="mongomock"):
             await (await where.dispatcher().fetch(Row, options.with_cursor(page.next_cursor)))
         return
     await where.seed_rows(5)
@@ -229,15 +220,12 @@ async def test_keyset_cursors_page_exactly(where: Where, request: pytest.Fixture
     assert seen == [f"r-{n:02d}" for n in range(5)]
 
 
-async def test_ranges_and_ordering_on_decimal_fields(
-    where: Where, request: pytest.FixtureRequest
-) -> None:
+async def test_ranges_and_ordering_on_decimal_fields(where: Where) -> None:
     await where.seed_rows(6)
     spec = SpecificationBuilder().where("amount", ">", Decimal("3")).build()
     options = QueryOptions().with_specification(spec).with_ordering("-amount")
     if where.name == "mongomock":
-        expect_failure_until(request, "h-query", "a CqrsMongoError for Decimal ranges on mongomock")
-        with pytest.raises(CqrsMongoError, match="mongomock"):
+        with pytest.raises(MongomockLimitError, match="mongomock"):
             await (await where.dispatcher().fetch(Row, options))
         return
     assert [r.id for r in await (await where.dispatcher().fetch(Row, options))] == [

@@ -142,3 +142,48 @@ async def test_require_transactions_refuses_mongomock() -> None:
     uow = factory()
     with pytest.raises(TransactionsUnsupportedError, match="mongomock"):
         await uow.begin()
+
+
+async def test_mongomock_refuses_documents_over_16_mib_as_a_server_would() -> None:
+    from cqrs_mongo.domain import AggregateRoot, DomainEvent
+    from cqrs_mongo.errors import DocumentTooLargeError
+    from cqrs_mongo.mongo import MongoRepository
+    from cqrs_mongo.mongo.eventsourcing.event_sourced_repository import EventSourcedRepository
+
+    class Dumped(DomainEvent):
+        blob: bytes
+
+    class Box(AggregateRoot[str]):
+        blob: bytes = b""
+
+        def apply_Dumped(self, event: Dumped) -> None:
+            self.blob = event.blob
+
+    class Boxes(EventSourcedRepository[Box, str]):
+        pass
+
+    class BoxDocuments(MongoRepository[Box, str]):
+        entity_type = Box
+        collection = "boxes"
+
+    factory = MongoUnitOfWorkFactory(AsyncMongoMockClient(), "mock")
+    huge = b"x" * (17 * 1024 * 1024)
+    box = Box.blank("b")
+    box.add_event(Dumped(blob=huge))
+    with pytest.raises(DocumentTooLargeError):
+        async with factory() as uow:
+            await Boxes().persist(box, uow)
+    with pytest.raises(DocumentTooLargeError):
+        async with factory() as uow:
+            await BoxDocuments().persist(Box(id="c", blob=huge), uow)
+    async with factory() as uow:
+        await BoxDocuments().persist(Box(id="d"), uow)
+    stored = factory.database["boxes"]
+    async with factory() as uow:
+        [small] = await BoxDocuments().retrieve(["d"], uow)
+    small.blob = huge
+    with pytest.raises(DocumentTooLargeError):
+        async with factory() as uow:
+            await BoxDocuments().persist(small, uow)
+    assert await factory.database["events"].count_documents({}) == 0
+    assert [d["_id"] for d in await stored.find({}).to_list(None)] == ["d"]

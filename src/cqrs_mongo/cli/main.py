@@ -102,6 +102,13 @@ class Opened:
         self.database = get_database(self.client, app.database or "admin")
 
     async def __aenter__(self) -> Opened:
+        # Fail in one line, within the timeout, when the server cannot be reached, rather
+        # than reporting every projection as unreadable.
+        try:
+            await self.client.admin.command("ping")
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -36,6 +38,7 @@ from cqrs_mongo.cli.output import (
     say,
     table,
 )
+from cqrs_mongo.projections import ProjectionStatus
 
 STATUS_COLUMNS = (
     "projection",
@@ -71,11 +74,10 @@ def projections_status(session: Session, app_spec: str, uri: str | None, as_json
 
     async def work() -> int:
         async with open_app(app_spec, uri) as opened:
-            workers: list[Any] = [
-                opened.app.worker(opened.client, projection)
+            statuses: list[ProjectionStatus] = [
+                await opened.app.worker(opened.client, projection).status()
                 for projection in opened.app.projections
             ]
-            statuses = [await worker.status() for worker in workers]
         if as_json:
             emit_json([dataclasses.asdict(status) for status in statuses])
         else:
@@ -85,10 +87,14 @@ def projections_status(session: Session, app_spec: str, uri: str | None, as_json
     session.run(work)
 
 
-def _status_row(status: Any) -> list[Any]:
+def _status_row(status: ProjectionStatus) -> list[Any]:
     lease = status.lease_owner
-    if lease is not None and status.lease_expires_at is not None:
-        lease = f"{lease} (until {status.lease_expires_at:%H:%M:%S})"
+    expires = status.lease_expires_at
+    if lease is not None and expires is not None:
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=UTC)
+        ends = "expired" if expires <= datetime.now(UTC) else f"until {expires:%H:%M:%S}"
+        lease = f"{lease} ({ends})"
     return [
         status.name,
         status.state,
@@ -97,8 +103,15 @@ def _status_row(status: Any) -> list[Any]:
         duration(status.checkpoint_age_seconds),
         status.parked,
         lease,
-        status.last_error,
+        _shorten(status.last_error),
     ]
+
+
+def _shorten(text: str | None, limit: int = 120) -> str | None:
+    # The table keeps to a line or two; --json has the whole message.
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 3] + "..."
 
 
 @projections.command("rebuild")
@@ -112,7 +125,10 @@ def projections_rebuild(session: Session, name: str, app_spec: str, uri: str | N
     async def work() -> int:
         async with open_app(app_spec, uri) as opened:
             worker = opened.app.worker(opened.client, opened.app.projection(name))
-            await rebuild_with_progress(worker)
+            try:
+                await rebuild_with_progress(worker)
+            finally:
+                await let_go(worker)
         return EXIT_OK
 
     session.run(work)
@@ -178,6 +194,16 @@ async def _lines(
         if not rebuild.done() and time.monotonic() - last >= PLAIN_PROGRESS_EVERY_SECONDS:
             say(f"... {await _applied(worker, target)}/{total} events")
             last = time.monotonic()
+
+
+async def let_go(worker: Any) -> None:
+    """Give up the lease (and session) a one-off command's worker took, so the projection's
+    own worker carries on at once instead of waiting for the lease to run out."""
+    with contextlib.suppress(Exception):  # the command's own outcome is what gets reported
+        await worker.lease.release()
+    with contextlib.suppress(Exception):
+        await worker.lease.close()
+    await worker.feed.close()
 
 
 async def _applied(worker: Any, collection: str) -> int:
@@ -251,7 +277,10 @@ def parked_replay(
     async def work() -> int:
         async with open_app(app_spec, uri) as opened:
             worker = opened.app.worker(opened.client, opened.app.projection(name))
-            applied = await worker.replay_parked(stream_id)
+            try:
+                applied = await worker.replay_parked(stream_id)
+            finally:
+                await let_go(worker)
             left = len(await worker.parked(stream_id))
         if as_json:
             emit_json({"projection": name, "applied": applied, "still_parked": left})

@@ -26,6 +26,7 @@ import pymongo
 from bson import ObjectId
 from pymongo import AsyncMongoClient, DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany
 from pymongo import UpdateOne as UpdateOneOp
+from pymongo.errors import DocumentTooLarge
 from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
@@ -34,6 +35,8 @@ from cqrs_mongo.errors import ConfigurationError, MongomockLimitError
 from cqrs_mongo.mongo.codecs import (
     CLIENT_CODEC_KWARGS,
     CODEC_OPTIONS,
+    MAX_DOCUMENT_BYTES,
+    encoded_size,
     from_bson_values,
     to_bson_values,
 )
@@ -461,6 +464,14 @@ def _decode(result: Any) -> Any:
     return result
 
 
+def _within_limit(document: Mapping[str, Any]) -> Any:
+    # mongomock stores anything; a server refuses a document over BSON's 16 MiB, and tests
+    # run on mongomock should meet the same refusal.
+    if encoded_size(document) > MAX_DOCUMENT_BYTES:
+        raise DocumentTooLarge("BSON document too large: over the 16 MiB limit.")
+    return to_bson_values(document)
+
+
 class MockDatabase:
     """A mongomock database whose collections convert values as a server's codecs would."""
 
@@ -502,15 +513,36 @@ class MockCollection:
             return MockCursor(self.delegate.aggregate(*_encode_args(args, kwargs), **kwargs))
 
     async def insert_one(self, document: dict[str, Any], **kwargs: Any) -> Any:
-        """Insert ``document``, giving it an ``_id`` first as pymongo does."""
+        """Insert ``document``, giving it an ``_id`` first as pymongo does.
+
+        Raises:
+            pymongo.errors.DocumentTooLarge: it exceeds 16 MiB, as a server would refuse it.
+        """
         document.setdefault("_id", ObjectId())
-        return await self.delegate.insert_one(to_bson_values(document), **kwargs)
+        return await self.delegate.insert_one(_within_limit(document), **kwargs)
 
     async def insert_many(self, documents: Sequence[dict[str, Any]], **kwargs: Any) -> Any:
-        """Insert ``documents``, giving each an ``_id`` first as pymongo does."""
+        """Insert ``documents``, giving each an ``_id`` first as pymongo does.
+
+        Raises:
+            pymongo.errors.DocumentTooLarge: one exceeds 16 MiB (none is inserted).
+        """
         for document in documents:
             document.setdefault("_id", ObjectId())
-        return await self.delegate.insert_many([to_bson_values(d) for d in documents], **kwargs)
+        converted = [_within_limit(d) for d in documents]
+        return await self.delegate.insert_many(converted, **kwargs)
+
+    async def replace_one(
+        self, filter: Mapping[str, Any], replacement: dict[str, Any], **kwargs: Any
+    ) -> Any:
+        """Replace the document matching ``filter``.
+
+        Raises:
+            pymongo.errors.DocumentTooLarge: ``replacement`` exceeds 16 MiB.
+        """
+        return await self.delegate.replace_one(
+            to_bson_values(filter), _within_limit(replacement), **kwargs
+        )
 
     async def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
         """Refused: mongomock's ``bulk_write`` is broken; use :func:`bulk_write` of this module.

@@ -47,7 +47,12 @@ def _reset_current(unit: UnitOfWork, token: Token[UnitOfWork | None]) -> None:
 
 def current_unit_of_work() -> UnitOfWork | None:
     """The innermost unit of work entered in this task, or ``None``."""
-    return _current.get()
+    unit = _current.get()
+    # A unit closed from another Context (an abandoned stream finalised by the event loop)
+    # could not unset itself here; the innermost unit still open is the current one.
+    while unit is not None and unit.state is UnitOfWorkState.CLOSED:
+        unit = unit._outer
+    return unit
 
 
 class UnitOfWorkState(enum.Enum):
@@ -99,6 +104,7 @@ class UnitOfWork(ABC):
         # rollback however many times the unit wrote the entity.
         self._versions_at_start: dict[int, tuple[Any, Any]] = {}
         self._token: Token[UnitOfWork | None] | None = None
+        self._outer: UnitOfWork | None = None
         self.attempt = 1
         # Process-wide observers (tracing) see the unit from begin to close as one span.
         self._observation: Observation | None = None
@@ -141,6 +147,7 @@ class UnitOfWork(ABC):
         if self._observation is not None:
             detail["in_transaction"] = bool(getattr(self, "in_transaction", False))
         self.state = UnitOfWorkState.ACTIVE
+        self._outer = _current.get()
         self._token = _current.set(self)
         return self
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from cli_support import Cli
+from cli_runner import Cli
 
 from cqrs_mongo.mongo import create_client
 from cqrs_mongo.testing import EmbeddedMongoServer

@@ -10,9 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from cli_runner import Cli
 from cli_shop_app import ItemSold, Tallies
-from cli_support import Cli
 
+from cqrs_mongo.cli.projections import let_go
 from cqrs_mongo.mongo import MongoEventStore, MongoUnitOfWorkFactory
 from cqrs_mongo.mongo.projections.projection_worker import MongoProjectionWorker
 from cqrs_mongo.projections import RetryPolicy
@@ -168,6 +169,7 @@ async def test_parked_list_and_replay_once_the_handler_is_fixed(shop: tuple[Cli,
         Tallies(), factory, retry=RetryPolicy(max_attempts=2, base_delay=0.01)
     )
     await worker.run_until_caught_up()
+    await let_go(worker)  # as the application's worker does when it stops
     listed = await cli(runner, "parked", "list", "tallies", "--app", "cli_shop_app:app", "--json")
     assert listed.returncode == 0, listed.stderr
     parked = json.loads(listed.stdout)

@@ -1,11 +1,11 @@
-"""The real OpenTelemetry SDK with in-memory span and metric exporters, and the instrumentor."""
+"""The instrumentor on SDK providers with in-memory exporters, for one test."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from otel_support import Telemetry, make_telemetry
+from otel_telemetry import Telemetry, make_telemetry
 
 from cqrs_mongo.otel import CqrsMongoInstrumentor
 

@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 from opentelemetry.trace import SpanKind
-from otel_support import Telemetry
+from otel_telemetry import Telemetry
 
 from cqrs_mongo import AggregateRoot, DomainEvent, PersistenceDispatcher, PersistenceRegistry
 from cqrs_mongo.mongo import EventSourcedRepository, MongoUnitOfWorkFactory
 from cqrs_mongo.mongo.projections.projection_worker import MongoProjectionWorker
+from cqrs_mongo.otel import CqrsMongoInstrumentor
 from cqrs_mongo.otel.trace_context import link_context
 from cqrs_mongo.projections import Projection, ProjectionContext
 
@@ -101,6 +102,15 @@ async def test_the_projection_batch_is_a_consumer_span_linked_to_the_appending_s
         if span.parent is not None and span.parent.span_id == batch.context.span_id
     ]
     assert any(span.name == "transaction default" for span in inner)
+
+    # Health gauges from the real worker's status.
+    status = await CqrsMongoInstrumentor().record_projection_status(worker)
+    assert status.name == "probe_counts"
+    [lag] = telemetry.points("cqrs_mongo.projection.lag.events")
+    assert lag.value == 0
+    assert lag.attributes["messaging.consumer.group.name"] == "probe_counts"
+    [parked] = telemetry.points("cqrs_mongo.projection.parked")
+    assert parked.value == 0
 
 
 def test_a_malformed_trace_context_links_to_nothing() -> None:

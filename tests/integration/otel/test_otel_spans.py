@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
-from otel_support import Telemetry, make_telemetry
+from otel_telemetry import Telemetry, make_telemetry
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError, OperationFailure
 from pymongo.uri_parser import parse_uri

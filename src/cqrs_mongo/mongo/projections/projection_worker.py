@@ -334,6 +334,14 @@ class MongoProjectionWorker:
             self._position = after
         return len(items), (items[-1].cluster_time if items else None)
 
+    def _batch_detail(self, items: Sequence[FeedItem]) -> dict[str, Any]:
+        return {
+            "projection": self.name,
+            "destination": self.events_collection,
+            "batch_size": len(items),
+            "trace_contexts": [i.event.trace_context for i in items if i.event.trace_context],
+        }
+
     async def _hold_lease(self, collection: str) -> bool:
         if self.lease.held(collection):
             self._standby = False
@@ -351,14 +359,6 @@ class MongoProjectionWorker:
         self.repairs += 1
         await self.feed.close()
         self._position = await self.feed.origin()
-
-    def _batch_detail(self, items: Sequence[FeedItem]) -> dict[str, Any]:
-        return {
-            "projection": self.name,
-            "destination": self.events_collection,
-            "batch_size": len(items),
-            "trace_contexts": [i.event.trace_context for i in items if i.event.trace_context],
-        }
 
     def _idle_checkpoint_due(self) -> bool:
         return time.monotonic() - self._checkpointed_at >= self.idle_checkpoint_seconds

@@ -114,6 +114,8 @@ class MongoUnitOfWork(UnitOfWork):
         self.max_commit_seconds = max_commit_seconds
         self._deadline: contextlib.AbstractContextManager[Any] | None = None
         self._outcome_unknown = False
+        self._committed = False
+        self._transactional = False
         self._failure: BaseException | None = None
         self._commit_warning: TransactionError | None = None
 
@@ -145,7 +147,7 @@ class MongoUnitOfWork(UnitOfWork):
                 await driver.end_session(self.session)
                 self.session = None
                 raise
-            self.in_transaction = True
+            self.in_transaction = self._transactional = True
             if self.transaction_timeout_seconds is not None:
                 # Every operation of the unit runs under this driver deadline, which the
                 # driver sends to the server as maxTimeMS: no statement of the transaction
@@ -157,6 +159,21 @@ class MongoUnitOfWork(UnitOfWork):
                 )
                 self._deadline = driver.deadline(limit)
                 self._deadline.__enter__()
+
+    @property
+    def may_have_committed(self) -> bool:
+        """Whether the unit's writes may be durable: committed, or a commit sent unanswered.
+
+        ``True`` once ``commitTransaction`` was sent and has not been answered with a clear
+        "not committed" (it succeeded, it committed without its write concern, its outcome
+        is unknown, or the caller was cancelled while it was in flight), and for a unit
+        without a transaction that has written (its writes applied one by one). Caches use
+        it to invalidate on every outcome that may have committed, before the error
+        propagates.
+        """
+        if not self._transactional:
+            return self.has_written
+        return self._committed or self._outcome_unknown
 
     async def commit(self) -> None:
         """Commit the unit, then run the after-commit callbacks.
@@ -218,11 +235,13 @@ class MongoUnitOfWork(UnitOfWork):
                     raise commit_error(exc, attempt) from exc
                 self._outcome_unknown = False
                 if outcome == "committed":
+                    self._committed = True
                     self._commit_warning = commit_error(exc, attempt)
                     self._commit_warning.__cause__ = exc
                     return
                 raise commit_error(exc, attempt) from exc
             self._outcome_unknown = False
+            self._committed = True
             return
 
     def _observe_commit_retry(self, exc: PyMongoError, attempt: int) -> None:

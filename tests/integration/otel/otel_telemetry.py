@@ -1,4 +1,4 @@
-"""What the OpenTelemetry tests read back: the SDK's in-memory span and metric exporters."""
+"""The real OpenTelemetry SDK with in-memory span and metric exporters."""
 
 from __future__ import annotations
 

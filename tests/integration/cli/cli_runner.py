@@ -1,4 +1,4 @@
-"""Runs the ``cqrs-mongo`` console script as a subprocess, as an operator would."""
+"""Runs the installed ``cqrs-mongo`` console script as a subprocess."""
 
 from __future__ import annotations
 
