@@ -383,6 +383,17 @@ class MongoProjectionWorker:
         collection = await self._target()
         if self._position is None:
             checkpoint = await self.store.load_checkpoint(collection)
+            if checkpoint is None and await self.store.positions.exist(collection):
+                # Positions are written with the checkpoint: without one they are left from
+                # a reset that deleted the checkpoint by hand. Kept, they would skip every
+                # event of the rebuild-from-zero the missing checkpoint asks for.
+                logger.warning(
+                    "Projection %r: no checkpoint for %r but stream positions left over; "
+                    "deleting them and starting from the first event.",
+                    self.name,
+                    collection,
+                )
+                await self.store.positions.delete(collection)
             self._position = checkpoint if checkpoint is not None else await self.feed.origin()
         return self._position
 
