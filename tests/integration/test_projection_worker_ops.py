@@ -163,3 +163,16 @@ async def test_after_commit_callbacks_see_committed_ids_by_physical_and_logical_
 
     assert seen == [{"sums__v2": frozenset({"a", "b"}), "sums": frozenset({"a", "b"})}]
     assert committed_when_called == [2]  # called after the commit, not before
+
+
+async def test_a_projection_reset_by_deleting_its_checkpoint_is_built_again_from_zero(
+    factory: MongoUnitOfWorkFactory, mongo_db: Any
+) -> None:
+    await mongo_db["events"].insert_many([stored("a", 1, 1), stored("a", 2, 2)])
+    worker = MongoProjectionWorker(Sums(), factory, max_await_ms=20)
+    await worker.run_until_caught_up()
+    await mongo_db["sums"].delete_many({})
+    await mongo_db["projection_checkpoints"].delete_many({})  # a reset by hand
+
+    assert await MongoProjectionWorker(Sums(), factory, max_await_ms=20).run_until_caught_up() == 2
+    assert (await mongo_db["sums"].find_one({"_id": "a"}))["v"] == [1, 2]

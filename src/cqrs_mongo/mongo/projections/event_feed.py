@@ -139,7 +139,7 @@ def decode_event(document: Mapping[str, Any]) -> tuple[StoredEvent, str | None]:
     if reason is None:
         try:
             return event_from_document(document), None
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except Exception as exc:  # any failure to decode parks the event, with its reason
             reason = f"stored event cannot be decoded: {type(exc).__name__}: {exc}"
     version = document.get("version")
     usable = isinstance(version, int) and not isinstance(version, bool) and version >= 1

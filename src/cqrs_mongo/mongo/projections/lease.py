@@ -224,13 +224,14 @@ class PinnedUnitOfWork(MongoUnitOfWork):
     """A unit of work whose transaction runs on a given, long-lived session.
 
     The worker's batches all run on its one session, the one its lease names, so that a
-    successor can kill it. Leaving the unit ends the transaction, not the session.
+    successor can kill it. Leaving the unit ends the transaction, not the session. Like any
+    unit, its statements run under ``transaction_timeout_seconds`` (sent as ``maxTimeMS``)
+    and each commit attempt under ``max_commit_seconds``.
     """
 
-    def __init__(self, pinned: Any, max_commit_ms: int | None, **kwargs: Any) -> None:
+    def __init__(self, pinned: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._pinned = pinned
-        self._max_commit_ms = max_commit_ms
 
     async def _begin(self) -> None:
         self.session = self._pinned
@@ -238,14 +239,18 @@ class PinnedUnitOfWork(MongoUnitOfWork):
             # A batch cancelled mid-flight (a non-graceful stop) may not have aborted.
             await driver.abort_transaction(self.session)
         await driver.start_transaction(
-            self.session,
-            read_concern=self.read_concern,
-            write_concern=self.write_concern,
-            max_commit_time_ms=self._max_commit_ms,
+            self.session, read_concern=self.read_concern, write_concern=self.write_concern
         )
         self.in_transaction = True
+        if self.transaction_timeout_seconds is not None:
+            limit = driver.shortest(
+                self.transaction_timeout_seconds, driver.client_timeout(self.client)
+            )
+            self._deadline = driver.deadline(limit)
+            self._deadline.__enter__()
 
     async def _close(self) -> None:
+        self._leave_deadline()
         self.session = None
         self.in_transaction = False
 

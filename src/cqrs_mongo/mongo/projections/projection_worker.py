@@ -49,6 +49,7 @@ from cqrs_mongo.mongo.projections.event_feed import (
 )
 from cqrs_mongo.mongo.projections.lease import PinnedUnitOfWork, ProjectionLease, default_owner
 from cqrs_mongo.mongo.projections.projection_store import MongoProjectionStore
+from cqrs_mongo.mongo.projections.worker_status import describe, worker_status
 from cqrs_mongo.mongo.transactions.runner import RetryBudget, run_with_retries
 from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
 from cqrs_mongo.persistence.hooks import Hooks, observed
@@ -273,6 +274,22 @@ class MongoProjectionWorker:
             ProjectionLeaseLost: another worker holds the projection's lease.
         """
         await self._require_replica_set()
+        try:
+            return await self._catch_up()
+        finally:
+            await self.release_if_idle()
+
+    async def release_if_idle(self) -> None:
+        """Give the lease up if the worker's loop is not running (after a one-off call such
+        as :meth:`run_until_caught_up` or :meth:`replay_parked`), so that another worker,
+        or a later call from elsewhere, need not wait for it to expire."""
+        if self._life.state is WorkerState.STOPPED and self.lease.token is not None:
+            self.store.positions.forget()
+            self._position = None
+            await self.feed.close()
+            await self.lease.release()
+
+    async def _catch_up(self) -> int:
         target = await self.feed.cluster_time()
         total = 0
         while True:
@@ -366,6 +383,17 @@ class MongoProjectionWorker:
         collection = await self._target()
         if self._position is None:
             checkpoint = await self.store.load_checkpoint(collection)
+            if checkpoint is None and await self.store.positions.exist(collection):
+                # Positions are written with the checkpoint: without one they are left from
+                # a reset that deleted the checkpoint by hand. Kept, they would skip every
+                # event of the rebuild-from-zero the missing checkpoint asks for.
+                logger.warning(
+                    "Projection %r: no checkpoint for %r but stream positions left over; "
+                    "deleting them and starting from the first event.",
+                    self.name,
+                    collection,
+                )
+                await self.store.positions.delete(collection)
             self._position = checkpoint if checkpoint is not None else await self.feed.origin()
         return self._position
 
@@ -393,9 +421,8 @@ class MongoProjectionWorker:
         factory = self.factory
 
         def unit() -> PinnedUnitOfWork:
-            return PinnedUnitOfWork(
+            unit = PinnedUnitOfWork(
                 session,
-                self.max_commit_ms,
                 client=factory.client,
                 database_name=factory.database_name,
                 source=factory.source,
@@ -404,7 +431,11 @@ class MongoProjectionWorker:
                 write_concern=factory.write_concern,
                 commit_budget_seconds=factory.retry_budget_seconds,
                 database=factory.database,
+                transaction_timeout_seconds=factory.transaction_timeout_seconds,
+                max_commit_seconds=min(factory.max_commit_seconds, self.max_commit_ms / 1000),
             )
+            unit.factory = factory
+            return unit
 
         budget = RetryBudget(factory.retry_budget_seconds, factory.max_attempts)
         return await run_with_retries(unit, handler, budget, factory.conflicts, *args)
@@ -556,50 +587,22 @@ class MongoProjectionWorker:
         lifecycle state says. Never raises for a database failure: what could not be read
         is ``None`` and the failure goes into ``last_error``.
         """
-        error = self.last_error
-        state = self._status_state()
-        if state == "failed" and self._task is not None and not self._task.cancelled():
-            error = self._task.exception() or error
-        lag_events: int | None = None
-        lag_seconds: float | None = None
-        checkpoint_age: float | None = None
-        parked = 0
-        owner: str | None = None
-        expires_at: datetime | None = None
-        try:
-            collection = await self._target()
-            document = await self.store.checkpoint_document(collection) or {}
-            lease = document.get("lease") or {}
-            owner, expires_at = lease.get("owner"), lease.get("expires_at")
-            if document.get("at") is not None:
-                checkpoint_age = max(0.0, (datetime.now(UTC) - document["at"]).total_seconds())
-            parked = await self.store.parked_count(collection)
-            lag = await self.lag()
-            lag_events, lag_seconds = lag.events, lag.seconds
-        except Exception as exc:  # a status report must not fail with the database
-            error = error or exc
-        return ProjectionStatus(
-            name=self.name,
-            state=state,
-            lag_events=lag_events,
-            lag_seconds=lag_seconds,
-            checkpoint_age_seconds=checkpoint_age,
-            parked=parked,
-            last_error=None if error is None else describe(error),
-            lease_owner=owner,
-            lease_expires_at=expires_at,
-        )
+        return await worker_status(self)
 
-    def _status_state(self) -> Any:
-        if self._life.state is WorkerState.STOPPED:
-            return "stopped"
-        if self._task is None or self._task.done():
-            return "failed"
-        if self._standby or (self.collection and not self.lease.held(self.collection)):
-            return "standby"
-        if self._position is not None and self._position.streaming:
-            return "streaming"
-        return "catching_up"
+    @property
+    def standby(self) -> bool:
+        """Whether the last step found another worker holding the lease."""
+        return self._standby
+
+    @property
+    def loop_task(self) -> asyncio.Task[None] | None:
+        """The background task while started."""
+        return self._task
+
+    @property
+    def position(self) -> FeedPosition | None:
+        """The feed position the worker has applied up to (``None`` before it read one)."""
+        return self._position
 
     def _new_feed(self) -> MongoEventFeed:
         return MongoEventFeed(
@@ -616,9 +619,3 @@ class MongoProjectionWorker:
                 f"Projection worker {self.name!r} needs transactions and change streams: "
                 f"expected a replica set or sharded cluster, found {caps.topology}."
             )
-
-
-def describe(error: BaseException) -> str:
-    """``Type: message``, first line only."""
-    text = f"{type(error).__name__}: {error}"
-    return text.splitlines()[0] if text else type(error).__name__

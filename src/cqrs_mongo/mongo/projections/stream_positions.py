@@ -119,6 +119,12 @@ class StreamPositions:
         for key, (_, version) in moved.items():
             cached[key] = version
 
+    async def exist(self, collection: str) -> bool:
+        """Whether any position of ``collection`` is stored."""
+        prefix = re.escape(f"{collection}/")
+        found = await self.collection.find_one({"_id": {"$regex": f"^{prefix}"}}, {"_id": 1})
+        return found is not None
+
     async def delete(self, collection: str) -> None:
         """Forget every position of ``collection`` (before it is built again from scratch)."""
         self._cache.pop(collection, None)

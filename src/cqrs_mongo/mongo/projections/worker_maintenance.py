@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from cqrs_mongo.errors import ProjectionError, ProjectionGapError
+from cqrs_mongo.errors import ProjectionError, ProjectionGapError, ProjectionLeaseLost
 from cqrs_mongo.eventsourcing import StoredEvent
 from cqrs_mongo.mongo.projections.batch_applier import BatchResult, HandlerFailed
 from cqrs_mongo.mongo.projections.event_feed import decode_event
@@ -46,8 +46,9 @@ async def replay_parked(worker: MongoProjectionWorker, stream_id: Any = None) ->
         collection = await worker._target()
         if not await worker._hold_lease(collection):
             info = await worker.lease.info(collection)
-            raise worker.lease.lost(collection) from ProjectionError(
-                f"worker {info.owner} holds the lease until {info.expires_at}"
+            raise ProjectionLeaseLost(
+                f"Projection {worker.name!r}: worker {info.owner} holds the lease until "
+                f"{info.expires_at}; replay parked events there, or after it stops."
             )
         streams = (
             [stream_id]
@@ -55,8 +56,11 @@ async def replay_parked(worker: MongoProjectionWorker, stream_id: Any = None) ->
             else await worker.store.parked_stream_ids(collection)
         )
         applied = 0
-        for each in streams:
-            applied += await _replay_stream(worker, collection, each)
+        try:
+            for each in streams:
+                applied += await _replay_stream(worker, collection, each)
+        finally:
+            await worker.release_if_idle()
         return applied
 
 
