@@ -90,7 +90,7 @@ async def test_the_cached_read_model_is_new_as_soon_as_the_projection_batch_comm
             await cached.apply(counter)
             before = await (await cached.fetch(CounterView, ["c1"]))
             assert [view.value for view in before] == [n - 1]  # the projection has not run
-            assert await worker.run_until_caught_up() == 1
+            assert await worker.run_until_caught_up() >= 1  # events read, overlap included
             after = await (await cached.fetch(CounterView, ["c1"]))
             if [view.value for view in after] != [n]:
                 stale_after_commit.append(n)
