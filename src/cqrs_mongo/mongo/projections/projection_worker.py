@@ -565,6 +565,11 @@ class MongoProjectionWorker:
         """How many committed events this projection has not applied yet, and how old the
         oldest is (counting stops at ``cap``).
 
+        While the checkpoint is a catch-up position the count is a lower bound: it counts the
+        events ahead of the catch-up's ``(stream_id, version)`` key, not those appended
+        meanwhile to streams the catch-up has already passed (the change stream delivers
+        them once the catch-up ends, so none is lost; they are just not counted yet).
+
         Raises:
             FeedHistoryLost: the checkpoint is no longer in the oplog (the worker will catch
                 up again).
