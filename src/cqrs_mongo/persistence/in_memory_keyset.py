@@ -22,6 +22,7 @@ from typing import Any
 from cqrs_mongo.errors import InvalidSpecificationError
 from cqrs_mongo.specifications import SortKey
 from cqrs_mongo.specifications.bson_order import sort_key, type_class
+from cqrs_mongo.specifications.paths import sort_path_value
 
 TOKEN_VERSION = 1
 
@@ -41,7 +42,7 @@ def sort_values(document: Mapping[str, Any], ordering: Sequence[SortKey]) -> tup
             by an extreme element, which keyset pages cannot follow (the Mongo handlers
             refuse it too).
     """
-    return tuple(_path_value(document, key.field) for key in ordering)
+    return tuple(sort_path_value(document, key.field) for key in ordering)
 
 
 def ordered(
@@ -116,23 +117,6 @@ def decode_token(token: str, ordering: Sequence[SortKey]) -> tuple[Any, ...]:
     if not isinstance(values, list) or len(values) != len(expected):
         raise InvalidSpecificationError("Cursor token carries the wrong number of sort values.")
     return tuple(_untagged(value) for value in values)
-
-
-def _path_value(document: Mapping[str, Any], path: str) -> Any:
-    current: Any = document
-    for segment in path.split("."):
-        if isinstance(current, list | tuple):
-            break
-        if not isinstance(current, Mapping) or segment not in current:
-            return None
-        current = current[segment]
-    if isinstance(current, list | tuple):
-        raise InvalidSpecificationError(
-            f"Sort field {path!r} reaches an array in a row; keyset pagination needs single "
-            "values on every sort path (use offset pages, or order by a field holding one "
-            "value)."
-        )
-    return current
 
 
 def _loose_values(document: Mapping[str, Any], ordering: Sequence[SortKey]) -> tuple[Any, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from cqrs_mongo.errors import InvalidSpecificationError
@@ -64,3 +65,27 @@ def validate_field_path(path: Any) -> str:
     if type(path) is str and len(_KNOWN_GOOD) < _KNOWN_GOOD_LIMIT:
         _KNOWN_GOOD.add(path)
     return path
+
+
+def sort_path_value(document: Mapping[str, Any], path: str, *, row_id: Any = None) -> Any:
+    """The value sort key ``path`` has in ``document`` (``None`` when missing), for keysets.
+
+    Raises:
+        InvalidSpecificationError: the path reaches an array, whose place in the server's
+            sort (its smallest or largest element) no keyset condition can express.
+    """
+    current: Any = document
+    for segment in path.split("."):
+        if isinstance(current, list | tuple):
+            break
+        if not isinstance(current, Mapping) or segment not in current:
+            return None
+        current = current[segment]
+    if isinstance(current, list | tuple):
+        where = "a row" if row_id is None else f"the row with _id {row_id!r}"
+        raise InvalidSpecificationError(
+            f"Sort field {path!r} reaches an array in {where}; keyset pagination needs single "
+            "values on every sort path (use offset pages, or order by a field holding one "
+            "value)."
+        )
+    return current

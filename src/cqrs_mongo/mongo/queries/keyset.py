@@ -15,6 +15,7 @@ from cqrs_mongo.errors import InvalidSpecificationError
 from cqrs_mongo.mongo.codecs import CODEC_OPTIONS
 from cqrs_mongo.specifications import QueryOptions, SortKey
 from cqrs_mongo.specifications.bson_order import TypeClass, is_known_bson_value, is_nan, type_class
+from cqrs_mongo.specifications.paths import sort_path_value as path_value
 from cqrs_mongo.specifications.values import thaw
 
 TOKEN_VERSION = 1
@@ -191,26 +192,9 @@ def _equal(value: Any) -> Any:
 
 
 def sort_path_value(document: Mapping[str, Any], path: str) -> Any:
-    """The value sort key ``path`` has in ``document`` (``None`` when missing).
-
-    Raises:
-        InvalidSpecificationError: the path reaches an array, whose place in the server's
-            sort (its smallest or largest element) no keyset condition can express.
-    """
-    current: Any = document
-    for segment in path.split("."):
-        if isinstance(current, list | tuple):
-            break
-        if not isinstance(current, Mapping) or segment not in current:
-            return None
-        current = current[segment]
-    if isinstance(current, list | tuple):
-        raise InvalidSpecificationError(
-            f"Sort field {path!r} reaches an array in the row with _id {document.get('_id')!r}; "
-            "keyset pagination needs single values on every sort path (use offset pages, or "
-            "order by a field holding one value)."
-        )
-    return current
+    """The value sort key ``path`` has in the stored row ``document`` (see
+    :func:`cqrs_mongo.specifications.paths.sort_path_value`)."""
+    return path_value(document, path, row_id=document.get("_id"))
 
 
 def check_keyset_rows(documents: Sequence[Mapping[str, Any]], options: QueryOptions) -> None:
