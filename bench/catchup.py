@@ -136,6 +136,7 @@ async def measure_side(
             await worker.run_until_caught_up()  # warm-up: builds indexes, reads nothing twice
             await client[database][target].delete_many({})
             await client[database]["projection_checkpoints"].delete_many({})
+            await client[database]["projection_positions"].delete_many({})
             worker = MongoProjectionWorker(projection, factory, batch_size=batch)
         counter.reset()
         wall0, cpu0 = time.perf_counter(), time.process_time()

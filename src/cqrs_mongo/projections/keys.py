@@ -8,8 +8,11 @@ of the same type.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Hashable, Mapping
 from typing import Any
+
+_SCALARS = frozenset({str, int, float, bool, bytes, uuid.UUID, type(None)})
 
 
 def identity_key(value: Any) -> Hashable:
@@ -21,6 +24,9 @@ def identity_key(value: Any) -> Hashable:
         >>> identity_key({"a": [1]}) == identity_key({"a": [1]})
         True
     """
+    kind = type(value)
+    if kind in _SCALARS:  # the usual ids, without the ABC checks below (same keys)
+        return (kind.__name__, value)
     if isinstance(value, Mapping):
         return ("document", tuple((k, identity_key(v)) for k, v in value.items()))
     if isinstance(value, list | tuple):

@@ -3,7 +3,8 @@
 In the batch's transaction (a snapshot), the applier
 
 1. reads the parked streams and the per-stream positions of the batch's streams (one
-   ``find`` each; positions the leader already knows come from its cache);
+   ``find`` each; what the leader already knows comes from its caches, and a stream that a
+   fresh catch-up round meets for the first time has no position to read);
 2. looks for gaps: an event at version > position + 1 (beyond the versions the batch
    itself brings) means events of the stream are missing from the feed. One ``find`` on
    the events collection fetches, for every such stream, the versions in between; they are
@@ -115,7 +116,9 @@ class BatchApplier:
             {identity_key(i.event.stream_id): i.event.stream_id for i in items}.values()
         )
         held = await self.store.held_streams(collection, stream_ids, session=session)
-        positions = await self.store.positions.load(collection, stream_ids, session=session)
+        positions = await self.store.positions.load(
+            collection, stream_ids, session=session, unapplied=_first_reads(items)
+        )
         result = BatchResult(consumed=len(items), read=dict(positions))
         fills = await self._gap_fills(items, positions, held, session, result)
         ctx = self.store.context(collection, session)
@@ -290,3 +293,26 @@ class BatchApplier:
             result.filled += len(between)
             result.lost += sum(1 for e, _ in between if e.event_type in handled)
         return fills
+
+
+def _first_reads(items: Sequence[FeedItem]) -> set[Hashable]:
+    """The streams whose position is known to be 0 without reading it.
+
+    In a fresh catch-up round (started with no stored positions) the feed reads each stream
+    once, in version order, from the durable checkpoint on: a stream whose first event in
+    the batch is its version 1 has not been applied by anyone yet. (The worker forgets its
+    feed position after any batch whose outcome it cannot be sure of, so it never re-reads
+    from behind the checkpoint.)
+    """
+    if not items or not items[0].position.fresh or items[0].position.streaming:
+        return set()
+    seen: set[Hashable] = set()
+    unapplied: set[Hashable] = set()
+    for item in items:
+        key = identity_key(item.event.stream_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        if item.undecodable is None and item.event.version == 1:
+            unapplied.add(key)
+    return unapplied

@@ -76,12 +76,15 @@ class FeedPosition:
         after: during catch-up, the last ``(stream_id, version)`` read.
         resume_token: while streaming, the token after the last event handed out.
         streaming: whether the catch-up read is over.
+        fresh: during catch-up, whether the round started with no stored positions (a first
+            build or a rebuild): then no stream after ``after`` has a position yet.
     """
 
     start_at: Timestamp
     after: tuple[Any, int] | None = None
     resume_token: Mapping[str, Any] | None = None
     streaming: bool = False
+    fresh: bool = False
 
     def to_document(self) -> dict[str, Any]:
         """The checkpoint document body for this position."""
@@ -93,6 +96,7 @@ class FeedPosition:
             "after": after,
             "resume_token": self.resume_token,
             "streaming": self.streaming,
+            "fresh": self.fresh,
         }
 
     @classmethod
@@ -104,6 +108,7 @@ class FeedPosition:
             after=None if after is None else (after["stream_id"], after["version"]),
             resume_token=document.get("resume_token"),
             streaming=bool(document.get("streaming")),
+            fresh=bool(document.get("fresh")),
         )
 
 
@@ -204,6 +209,9 @@ class MongoEventFeed:
         self.max_await_ms = max_await_ms
         self._stream: Any = None
         self._stream_position: FeedPosition | None = None
+        self._catch_up_queries: list[dict[str, Any]] = []
+        self._catch_up_cursor: Any = None
+        self._catch_up_position: FeedPosition | None = None
 
     async def cluster_time(self) -> Timestamp:
         """The cluster time of a majority read of the events collection, taken now.
@@ -227,15 +235,23 @@ class MongoEventFeed:
             await driver.end_session(session)
         return operation_time
 
-    async def origin(self) -> FeedPosition:
-        """The position of a projection starting from zero: a catch-up read from the start."""
-        return FeedPosition(start_at=await self.cluster_time())
+    async def origin(self, *, fresh: bool = False) -> FeedPosition:
+        """The position of a projection starting from zero: a catch-up read from the start.
 
-    async def read(self, position: FeedPosition, limit: int) -> tuple[list[FeedItem], FeedPosition]:
+        ``fresh`` says no position of the projection is stored (see :class:`FeedPosition`).
+        """
+        return FeedPosition(start_at=await self.cluster_time(), fresh=fresh)
+
+    async def read(
+        self, position: FeedPosition, limit: int, *, covers: Timestamp | None = None
+    ) -> tuple[list[FeedItem], FeedPosition]:
         """Up to ``limit`` events after ``position``, and the position after them.
 
-        During catch-up this is one indexed query; once it is exhausted the feed moves on to
-        the change stream (the returned position says so even when no event came).
+        During catch-up this is one cursor over the events index; once it is exhausted the
+        feed moves on to the change stream (the returned position says so even when no
+        event came). With ``covers``, a catch-up read that began at or after that cluster
+        time has read every event committed by it when it ends, so the change stream is not
+        opened then: no items, and the streaming position to go on from.
 
         Raises:
             FeedHistoryLost: the change stream cannot resume from ``position``.
@@ -245,6 +261,8 @@ class MongoEventFeed:
             if items:
                 return items, items[-1].position
             position = FeedPosition(start_at=position.start_at, streaming=True)
+            if covers is not None and position.start_at >= covers:
+                return [], position
         items = await self._read_stream(position, limit)
         return items, self._stream_position or position
 
@@ -258,10 +276,15 @@ class MongoEventFeed:
             FeedHistoryLost: the change stream cannot resume from ``position``.
         """
         if not position.streaming:
-            query = self._catch_up_filter(position)
-            count = await self.collection.count_documents(query, limit=cap)
-            first = await self.collection.find_one(query, sort=_ORDER)
-            oldest = None if first is None else first["occurred_at"]
+            count, oldest = 0, None
+            for query in self._catch_up_filters(position):
+                if count >= cap:
+                    break
+                found = await self.collection.count_documents(query, limit=cap - count, hint=_ORDER)
+                if found and oldest is None:
+                    first = await self.collection.find_one(query, sort=_ORDER, hint=_ORDER)
+                    oldest = None if first is None else first["occurred_at"]
+                count += found
             return count, oldest, count >= cap
         stream = await self._open(position, max_await_ms=10)
         count, oldest = 0, None
@@ -274,7 +297,8 @@ class MongoEventFeed:
         return count, oldest, count >= cap
 
     async def close(self) -> None:
-        """Close the open change stream, if any."""
+        """Close the open catch-up cursor and change stream, if any."""
+        await self._close_catch_up()
         stream, self._stream, self._stream_position = self._stream, None, None
         if stream is not None:
             await stream.close()
@@ -282,26 +306,64 @@ class MongoEventFeed:
     # --- catch-up ------------------------------------------------------------------------
 
     async def _catch_up(self, position: FeedPosition, limit: int) -> list[FeedItem]:
-        majority = self.collection.with_options(read_concern=ReadConcern("majority"))
-        cursor = majority.find(self._catch_up_filter(position)).sort(_ORDER).limit(limit)
+        # One cursor walks the events index across batches, as a hand-written loop would
+        # (a find, then a getMore per batch); the keyset query is sent again only for a
+        # position this feed did not hand out last (a restart, a takeover, a failure).
+        if self._catch_up_position is not position:
+            await self._close_catch_up()
+            self._catch_up_queries = self._catch_up_filters(position)
+        documents: list[dict[str, Any]] = []
+        try:
+            while len(documents) < limit and self._catch_up_queries:
+                if self._catch_up_cursor is None:
+                    majority = self.collection.with_options(read_concern=ReadConcern("majority"))
+                    self._catch_up_cursor = majority.find(
+                        self._catch_up_queries[0], sort=_ORDER, hint=_ORDER, batch_size=limit
+                    )
+                documents.extend(await self._catch_up_cursor.to_list(limit - len(documents)))
+                if len(documents) < limit:  # this range of the keyset is exhausted
+                    await self._catch_up_cursor.close()
+                    self._catch_up_cursor = None
+                    self._catch_up_queries.pop(0)
+        except BaseException:
+            await self._close_catch_up()
+            raise
         items = []
-        for document in await driver.to_list(cursor):
+        for document in documents:
             event, reason = decode_event(document)
             # The keyset goes on from the stored values, decodable or not.
             after = FeedPosition(
                 start_at=position.start_at,
                 after=(document.get("stream_id"), document.get("version")),  # type: ignore[arg-type]
+                fresh=position.fresh,
             )
             items.append(FeedItem(event, after, undecodable=reason, raw=document))
+        if items:
+            self._catch_up_position = items[-1].position
+        else:
+            await self._close_catch_up()
         return items
 
-    def _catch_up_filter(self, position: FeedPosition) -> dict[str, Any]:
-        query: dict[str, Any] = {}
-        if position.after is not None:
-            query.update(_after_filter(*position.after))
-        if self.event_types is not None:
-            query["event_type"] = {"$in": self.event_types}
-        return query
+    async def _close_catch_up(self) -> None:
+        cursor, self._catch_up_cursor = self._catch_up_cursor, None
+        self._catch_up_queries, self._catch_up_position = [], None
+        if cursor is not None:
+            await cursor.close()
+
+    def _catch_up_filters(self, position: FeedPosition) -> list[dict[str, Any]]:
+        """The catch-up keyset after ``position`` as a chain of index ranges, read in turn.
+
+        Each is one range of the ``(stream_id, version)`` index, so both mongod and the
+        embedded server walk the index in order (no ``$or`` of ranges, which a planner may
+        answer with a collection scan); the hint names that index. Event types are filtered
+        on the fetched documents.
+        """
+        keysets: list[dict[str, Any]] = (
+            [{}] if position.after is None else _after_filters(*position.after)
+        )
+        if self.event_types is None:
+            return keysets
+        return [{**keyset, "event_type": {"$in": self.event_types}} for keyset in keysets]
 
     # --- change stream -------------------------------------------------------------------
 
@@ -387,24 +449,26 @@ def _history_lost(exc: OperationFailure) -> FeedHistoryLost:
     return FeedHistoryLost(f"The change stream cannot resume from the checkpoint: {exc}")
 
 
-def _after_filter(stream_id: Any, version: Any) -> dict[str, Any]:
-    """Events after ``(stream_id, version)`` in ``(stream_id, version)`` order.
+def _after_filters(stream_id: Any, version: Any) -> list[dict[str, Any]]:
+    """Events after ``(stream_id, version)`` in ``(stream_id, version)`` order, as index
+    ranges in that order: the rest of the stream, later streams of its BSON type bracket,
+    then streams of the later brackets.
 
     ``version`` is normally an integer; an undecodable event's may be anything (or ``None``),
     and the keyset still moves past it rather than losing the rest of the stream.
     """
-    same_stream: list[dict[str, Any]] = [{"version": {"$gt": version}}]
+    rest: dict[str, Any] = {"stream_id": {"$eq": stream_id}, "version": {"$gt": version}}
     later_versions = _later_brackets(version)
     if later_versions:
-        same_stream.append({"version": {"$type": later_versions}})
-    clauses: list[dict[str, Any]] = [
-        {"stream_id": {"$eq": stream_id}, "$or": same_stream},
-        {"stream_id": {"$gt": stream_id}},
-    ]
+        rest = {
+            "stream_id": {"$eq": stream_id},
+            "$or": [{"version": {"$gt": version}}, {"version": {"$type": later_versions}}],
+        }
+    ranges: list[dict[str, Any]] = [rest, {"stream_id": {"$gt": stream_id}}]
     later_streams = _later_brackets(stream_id)
     if later_streams:
-        clauses.append({"stream_id": {"$type": later_streams}})
-    return {"$or": clauses}
+        ranges.append({"stream_id": {"$type": later_streams}})
+    return ranges
 
 
 def _later_brackets(value: Any) -> list[str]:

@@ -37,6 +37,8 @@ from cqrs_mongo.projections import BOOKKEEPING_FIELDS, ParkedEvent, ProjectionCo
 DEFAULT_CHECKPOINTS = "projection_checkpoints"
 DEFAULT_ALIASES = "projection_aliases"
 DEFAULT_PARKED = "parked_events"
+DEFAULT_HELD_CACHE_LIMIT = 10_000
+"""Parked events a worker remembers per collection; beyond it, each batch asks the server."""
 
 PARKED_INDEX = IndexModel(
     [("collection", ASCENDING), ("stream_id", ASCENDING), ("version", ASCENDING)],
@@ -148,6 +150,8 @@ class MongoProjectionStore:
         self.aliases = database[aliases]
         self.parked_events = database[parked]
         self.positions = StreamPositions(database, positions)
+        self.held_cache_limit = DEFAULT_HELD_CACHE_LIMIT
+        self._held: dict[str, dict[Hashable, int] | None] = {}
 
     async def ensure_indexes(self) -> None:
         """Create the parked-events index (idempotent)."""
@@ -237,20 +241,47 @@ class MongoProjectionStore:
         self, collection: str, stream_ids: Iterable[Any], *, session: Any
     ) -> dict[Hashable, int]:
         """For each of ``stream_ids`` with parked events, the version of its first one
-        (keyed by :func:`~cqrs_mongo.projections.identity_key`)."""
+        (keyed by :func:`~cqrs_mongo.projections.identity_key`).
+
+        Only the lease holder parks and unparks a collection's events, so the first call
+        of a term reads them all (up to ``held_cache_limit``) and later calls answer from
+        memory; :meth:`park` and :meth:`unpark` drop what is remembered, and so does
+        :meth:`forget_held` (the worker calls it when its lease or a batch is in doubt).
+        """
         ids = list(stream_ids)
         if not ids:
             return {}
+        if collection not in self._held:
+            self._held[collection] = await self._all_held(collection, session)
+        known = self._held[collection]
+        if known is not None:
+            return {key: known[key] for key in map(identity_key, ids) if key in known}
+        return _first_parked(
+            await driver.to_list(
+                self.parked_events.find(
+                    {"collection": collection, "stream_id": {"$in": ids}},
+                    {"stream_id": 1, "version": 1},
+                    session=session,
+                )
+            )
+        )
+
+    def forget_held(self) -> None:
+        """Drop the parked streams remembered by :meth:`held_streams`."""
+        self._held.clear()
+
+    async def _all_held(self, collection: str, session: Any) -> dict[Hashable, int] | None:
+        # None when there are too many to keep: each batch then asks for its own streams.
         cursor = self.parked_events.find(
-            {"collection": collection, "stream_id": {"$in": ids}},
+            {"collection": collection},
             {"stream_id": 1, "version": 1},
             session=session,
+            limit=self.held_cache_limit + 1,
         )
-        first: dict[Hashable, int] = {}
-        for doc in await driver.to_list(cursor):
-            key = identity_key(doc["stream_id"])
-            first[key] = min(first.get(key, doc["version"]), doc["version"])
-        return first
+        documents = await driver.to_list(cursor)
+        if len(documents) > self.held_cache_limit:
+            return None
+        return _first_parked(documents)
 
     async def park(
         self,
@@ -280,6 +311,7 @@ class MongoProjectionStore:
             "event": dict(raw) if raw is not None else event_to_document(event),
             "undecodable": raw is not None,
         }
+        self._held.pop(collection, None)
         # $setOnInsert, not insert: a duplicate key would abort the worker's transaction.
         await self.parked_events.update_one(
             {"_id": key}, {"$setOnInsert": document}, upsert=True, session=session
@@ -315,6 +347,7 @@ class MongoProjectionStore:
     async def unpark(self, collection: str, event: StoredEvent, *, session: Any) -> None:
         """Remove ``event`` from the parked events of ``collection``."""
         key = {"collection": collection, "stream_id": event.stream_id, "version": event.version}
+        self._held.pop(collection, None)
         await self.parked_events.delete_one({"_id": key}, session=session)
 
     async def record_failure(
@@ -337,6 +370,14 @@ class MongoProjectionStore:
             [("stream_id", ASCENDING), ("version", ASCENDING)]
         )
         return await driver.to_list(cursor)
+
+
+def _first_parked(documents: Iterable[Mapping[str, Any]]) -> dict[Hashable, int]:
+    first: dict[Hashable, int] = {}
+    for doc in documents:
+        key = identity_key(doc["stream_id"])
+        first[key] = min(first.get(key, doc["version"]), doc["version"])
+    return first
 
 
 def _parked_event(doc: dict[str, Any]) -> ParkedEvent:

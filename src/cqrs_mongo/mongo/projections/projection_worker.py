@@ -37,7 +37,7 @@ from bson import Timestamp
 
 from cqrs_mongo.errors import ConfigurationError, ProjectionError, ProjectionLeaseLost
 from cqrs_mongo.mongo import driver
-from cqrs_mongo.mongo.eventsourcing.event_store import DEFAULT_EVENTS_COLLECTION
+from cqrs_mongo.mongo.eventsourcing.event_store import DEFAULT_EVENTS_COLLECTION, MongoEventStore
 from cqrs_mongo.mongo.indexes import IndexSpec
 from cqrs_mongo.mongo.projections import worker_maintenance
 from cqrs_mongo.mongo.projections.batch_applier import BatchApplier, BatchResult, HandlerFailed
@@ -294,7 +294,7 @@ class MongoProjectionWorker:
         total = 0
         while True:
             async with self._lock:
-                count, last = await self._step()
+                count, last = await self._step(covers=target)
             if self._standby:
                 info = await self.lease.info(await self._target())
                 raise ProjectionLeaseLost(
@@ -307,13 +307,13 @@ class MongoProjectionWorker:
             if count == 0 or (last is not None and last >= target):
                 return total
 
-    async def _step(self) -> tuple[int, Timestamp | None]:
+    async def _step(self, covers: Timestamp | None = None) -> tuple[int, Timestamp | None]:
         collection = await self._target()
         if not await self._hold_lease(collection):
             return 0, None
         position = await self._prepare()
         try:
-            items, after = await self.feed.read(position, self.batch_size)
+            items, after = await self.feed.read(position, self.batch_size, covers=covers)
         except FeedHistoryLost as exc:
             await self._start_repair(f"the change stream cannot resume ({exc})")
             return 0, None
@@ -346,7 +346,8 @@ class MongoProjectionWorker:
         if self.lease.held(collection):
             self._standby = False
             return True
-        self.store.positions.forget()  # the cache is only good for one unbroken term
+        self.store.positions.forget()  # the caches are only good for one unbroken term
+        self.store.forget_held()
         self._position = None
         await self.feed.close()
         self._standby = not await self.lease.acquire(collection)
@@ -394,7 +395,10 @@ class MongoProjectionWorker:
                     collection,
                 )
                 await self.store.positions.delete(collection)
-            self._position = checkpoint if checkpoint is not None else await self.feed.origin()
+            if checkpoint is None:
+                # No position is stored now, so none exists beyond the catch-up's keyset.
+                checkpoint = await self.feed.origin(fresh=True)
+            self._position = checkpoint
         return self._position
 
     async def _target(self) -> str:
@@ -413,6 +417,8 @@ class MongoProjectionWorker:
         if models:
             await self.database[collection].create_indexes(models)
         await self.store.ensure_indexes()
+        # The catch-up walks the event store's (stream_id, version) index (its hint names it).
+        await MongoEventStore(self.database, self.events_collection).ensure_indexes()
         self._prepared.add(collection)
 
     async def _transaction(self, handler: Any, *args: Any) -> Any:
@@ -438,7 +444,23 @@ class MongoProjectionWorker:
             return unit
 
         budget = RetryBudget(factory.retry_budget_seconds, factory.max_attempts)
-        return await run_with_retries(unit, handler, budget, factory.conflicts, *args)
+        try:
+            return await run_with_retries(unit, handler, budget, factory.conflicts, *args)
+        except HandlerFailed:
+            raise  # raised inside the transaction, which was rolled back: nothing is in doubt
+        except BaseException:
+            # The transaction may have committed (committed without its write concern, an
+            # unknown outcome, a cancellation mid-commit): what this worker remembers of
+            # positions, parked streams and its feed position may be behind what is durable.
+            # Forgetting it makes the next batch start from the stored checkpoint and read
+            # positions inside its own snapshot, so nothing is applied twice.
+            self._distrust()
+            raise
+
+    def _distrust(self) -> None:
+        self._position = None
+        self.store.positions.forget()
+        self.store.forget_held()
 
     # --- batches -------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ and wrote in memory (:class:`PositionCache`); a new lease (another token) starts
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Collection, Hashable, Iterable, Mapping
 from typing import Any
 
 from pymongo import UpdateOne
@@ -66,11 +66,17 @@ class StreamPositions:
         self._cache.clear()
 
     async def load(
-        self, collection: str, stream_ids: Iterable[Any], *, session: Any
+        self,
+        collection: str,
+        stream_ids: Iterable[Any],
+        *,
+        session: Any,
+        unapplied: Collection[Hashable] = (),
     ) -> dict[Hashable, int]:
         """The positions of ``stream_ids`` in ``collection`` (0 for a stream never applied),
-        keyed by :func:`~cqrs_mongo.projections.identity_key`; streams not cached are read
-        in one ``find``."""
+        keyed by :func:`~cqrs_mongo.projections.identity_key`; streams neither cached nor
+        known to be ``unapplied`` (by key: the caller knows they have no position) are
+        read in one ``find``."""
         cached = self._cache.setdefault(collection, {})
         found: dict[Hashable, int] = {}
         missing: dict[Hashable, Any] = {}
@@ -78,6 +84,8 @@ class StreamPositions:
             key = identity_key(stream_id)
             if key in cached:
                 found[key] = cached[key]
+            elif key in unapplied:
+                found[key] = 0
             else:
                 missing[key] = stream_id
         if missing:

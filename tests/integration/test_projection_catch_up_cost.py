@@ -1,0 +1,160 @@
+"""What a projection catch-up sends, and that its shortcuts never run a handler twice.
+
+A catch-up reads the events collection with one cursor (one ``find``, then ``getMore``s), and a
+batch costs the cursor's ``getMore``, the documents' updates, the positions' updates, the
+checkpoint and the commit: no per-batch position or parked-event read while the round started
+with no positions (a first build or a rebuild) and nothing is parked.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import pytest
+import pytest_asyncio
+
+from cqrs_mongo.domain import DomainEvent
+from cqrs_mongo.errors import TransactionError
+from cqrs_mongo.mongo.driver import create_client
+from cqrs_mongo.mongo.eventsourcing.event_store import MongoEventStore
+from cqrs_mongo.mongo.projections.projection_worker import MongoProjectionWorker
+from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWorkFactory
+from cqrs_mongo.projections import Projection, ProjectionContext
+from cqrs_mongo.testing import CommandCounter, fail_command
+
+pytestmark = [pytest.mark.requires_transactions, pytest.mark.requires_change_streams]
+
+STREAMS, PER_STREAM, BATCH = 12, 10, 25  # 120 events: 5 batches, cut mid-stream
+
+
+class Deposited(DomainEvent):
+    amount: int
+
+
+class Balances(Projection):
+    name = "catch_up_balances"
+    calls: ClassVar[Counter[tuple[Any, int]]] = Counter()
+
+    async def on_Deposited(self, event: Deposited, ctx: ProjectionContext) -> None:
+        self.calls[(ctx.stream_id, ctx.version)] += 1
+        await ctx.upsert(ctx.stream_id, {"$inc": {"total": event.amount, "events": 1}})
+
+
+class Commands(CommandCounter):
+    """Counts commands per (name, collection); a ``find`` with a sort or an ``$in`` filter
+    is told apart (``find sorted``: a feed read; ``find $in``: a per-batch lookup)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.targets: Counter[tuple[str, str]] = Counter()
+
+    def started(self, event: Any) -> None:
+        super().started(event)
+        name, command = event.command_name, event.command
+        target = command.get(name)
+        if name == "find" and "sort" in command:
+            name = "find sorted"
+        elif name == "find" and "$in" in str(command.get("filter")):
+            name = "find $in"
+        self.targets[(name, target if isinstance(target, str) else "")] += 1
+
+
+@pytest_asyncio.fixture
+async def watched(mongo_server: Any, mongo_db: Any) -> AsyncIterator[tuple[Any, Commands]]:
+    Balances.calls = Counter()
+    commands = Commands()
+    client = create_client(mongo_server.uri, event_listeners=[commands])
+    factory = MongoUnitOfWorkFactory(client, mongo_db.name)
+    async with factory() as uow:
+        store = MongoEventStore(uow.database)
+        await store.ensure_indexes()
+        for n in range(STREAMS):
+            events = [Deposited(amount=n + k) for k in range(PER_STREAM)]
+            await store.append(f"acct-{n:02d}", events, 0, stream_type="Account", uow=uow)
+    try:
+        yield client, commands
+    finally:
+        await client.close()
+
+
+def worker_for(client: Any, database: str) -> MongoProjectionWorker:
+    factory = MongoUnitOfWorkFactory(client, database, retry_budget_seconds=5)
+    return MongoProjectionWorker(Balances(), factory, batch_size=BATCH)
+
+
+async def totals(database: Any) -> dict[str, tuple[int, int]]:
+    docs = await database[Balances.name].find().to_list()
+    return {doc["_id"]: (doc["total"], doc["events"]) for doc in docs}
+
+
+def expected_totals() -> dict[str, tuple[int, int]]:
+    return {
+        f"acct-{n:02d}": (sum(n + k for k in range(PER_STREAM)), PER_STREAM) for n in range(STREAMS)
+    }
+
+
+async def test_a_first_catch_up_reads_with_one_cursor_and_never_reads_positions(
+    watched: tuple[Any, Commands], mongo_db: Any
+) -> None:
+    client, commands = watched
+    worker = worker_for(client, mongo_db.name)
+    await worker._target()  # indexes and the alias: not part of a batch's cost
+    commands.reset()
+    commands.targets.clear()
+
+    assert await worker.run_until_caught_up() == STREAMS * PER_STREAM
+
+    batches = STREAMS * PER_STREAM // BATCH + 1  # the last, partial batch
+    assert commands.targets[("find sorted", "events")] == 1
+    assert commands.counts["getMore"] == batches - 1
+    assert commands.targets[("find $in", "projection_positions")] == 0
+    assert commands.targets[("find", "parked_events")] == 1  # once per lease term
+    assert commands.targets[("find $in", "parked_events")] == 0
+    assert commands.counts["commitTransaction"] == batches
+    per_batch = ("update", "commitTransaction", "getMore")
+    # Per batch: documents, positions, checkpoint, commit, and a getMore for every batch
+    # after the first (which the find brought). Once: the lease's release. The change
+    # stream is not opened: the round began after the call, so it read all there was.
+    assert sum(commands.counts[name] for name in per_batch) == 4 * batches + (batches - 1) + 1
+    assert commands.counts["aggregate"] == 0
+    assert await totals(mongo_db) == expected_totals()
+    assert set(Balances.calls.values()) == {1}
+
+
+async def test_a_catch_up_resumed_mid_stream_runs_each_handler_once(
+    watched: tuple[Any, Commands], mongo_db: Any
+) -> None:
+    client, _ = watched
+    first = worker_for(client, mongo_db.name)
+    await first.run_once()
+    await first.run_once()  # 50 events: the checkpoint is in the middle of acct-04
+    await first.release_if_idle()
+
+    second = worker_for(client, mongo_db.name)  # a restart: only the checkpoint is known
+    await second.run_until_caught_up()
+
+    assert await totals(mongo_db) == expected_totals()
+    assert set(Balances.calls.values()) == {1}
+    assert len(Balances.calls) == STREAMS * PER_STREAM
+
+
+async def test_a_batch_that_committed_but_raised_is_not_applied_again(
+    watched: tuple[Any, Commands], mongo_client: Any, mongo_db: Any
+) -> None:
+    client, _ = watched
+    worker = worker_for(client, mongo_db.name)
+    await worker.run_once()
+    # The next commit lands but its write concern fails: the worker sees an error for a
+    # batch that is durable. Neither its cached positions nor its in-memory feed position
+    # may be trusted after that.
+    failure = {"code": 100, "codeName": "UnsatisfiableWriteConcern", "errmsg": "no"}
+    async with fail_command(mongo_client, ["commitTransaction"], write_concern_error=failure):
+        with pytest.raises(TransactionError):
+            await worker.run_once()
+
+    await worker.run_until_caught_up()
+
+    assert await totals(mongo_db) == expected_totals()
+    assert set(Balances.calls.values()) == {1}
