@@ -158,3 +158,63 @@ async def test_a_batch_that_committed_but_raised_is_not_applied_again(
 
     assert await totals(mongo_db) == expected_totals()
     assert set(Balances.calls.values()) == {1}
+
+
+async def test_every_query_shape_of_a_catch_up_walks_the_events_index(mongo_db: Any) -> None:
+    from bson import Timestamp
+
+    from cqrs_mongo.mongo.eventsourcing.event_store import STREAM_VERSION_INDEX
+    from cqrs_mongo.mongo.projections.batch_applier import EVENT_ORDER, gap_filter
+    from cqrs_mongo.mongo.projections.event_feed import FeedPosition, MongoEventFeed
+
+    events = mongo_db["events"]
+    await events.create_indexes([STREAM_VERSION_INDEX])
+    await events.insert_many(
+        [
+            {"stream_id": f"s{s}", "version": v, "event_type": "Deposited" if v % 2 else "Other"}
+            for s in range(5)
+            for v in range(1, 51)
+        ]
+    )
+    feed = MongoEventFeed(mongo_db, event_types={"Deposited"})
+    start = Timestamp(0, 0)
+    shapes = [
+        *feed._catch_up_filters(FeedPosition(start)),  # from the first event
+        *feed._catch_up_filters(FeedPosition(start, after=("s2", 10))),  # a resume
+        gap_filter([("s1", 3, 9), ("s3", 40, 45)]),  # a batch filling gaps
+    ]
+    assert len(shapes) == 5
+    for shape in shapes:
+        explained = await mongo_db.command(
+            {
+                "explain": {
+                    "find": "events",
+                    "filter": shape,
+                    "sort": dict(EVENT_ORDER),
+                    "hint": dict(EVENT_ORDER),
+                },
+                "verbosity": "executionStats",
+            }
+        )
+        plan = str(explained["queryPlanner"]["winningPlan"])
+        assert "IXSCAN" in plan and "COLLSCAN" not in plan, shape
+        stats = explained["executionStats"]
+        assert stats["totalDocsExamined"] == stats["totalKeysExamined"], shape
+    untyped = [
+        *MongoEventFeed(mongo_db)._catch_up_filters(FeedPosition(start, after=("s2", 10))),
+        shapes[-1],
+    ]
+    keys = [
+        (
+            await mongo_db.command(
+                {
+                    "explain": {"find": "events", "filter": shape, "hint": dict(EVENT_ORDER)},
+                    "verbosity": "executionStats",
+                }
+            )
+        )["executionStats"]["totalKeysExamined"]
+        for shape in untyped
+    ]
+    # Index bounds: the rest of s2, the streams after it, no stream of a later type; the
+    # 5 + 4 events of the gaps. Never the whole index.
+    assert keys == [40, 100, 0, 9]
