@@ -42,7 +42,6 @@ from cqrs_mongo.mongo.projections.projection_store import (
 from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWork
 from cqrs_mongo.projections import Projection, identity_key
 
-
 EVENT_ORDER = [("stream_id", ASCENDING), ("version", ASCENDING)]
 """The events index, in whose order gap fills are read."""
 
