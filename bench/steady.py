@@ -127,7 +127,7 @@ async def run_side(
     await asyncio.gather(*(write(factory, w, per_writer) for w in range(writers)))
     written = time.perf_counter()
     db = writer_client[database]
-    while await applied(db, target) < total:
+    while await applied(db, target) < total:  # noqa: ASYNC110 - polling the server
         await asyncio.sleep(0.02)
     elapsed = time.perf_counter() - started
     tail = time.perf_counter() - written
@@ -169,12 +169,12 @@ async def main(argv: Sequence[str] | None = None) -> None:
         )
         for side, runs in results.items():
             rate, commands, _, tail = max(runs, key=lambda run: run[0])
-            print(
-                f"{side:<12} {total:>6} {rate:>17.0f} {commands / total:>19.2f} {tail:>23.2f}"
-            )
+            print(f"{side:<12} {total:>6} {rate:>17.0f} {commands / total:>19.2f} {tail:>23.2f}")
         raw = max(r[0] for r in results["raw"])
         ours = max(r[0] for r in results["cqrs-mongo"])
-        print(f"steady state, {args.writers} writers: cqrs-mongo applies {ours / raw:.2f}x raw's rate")
+        print(
+            f"steady state, {args.writers} writers: cqrs-mongo applies {ours / raw:.2f}x raw's rate"
+        )
     finally:
         if server is not None:
             server.stop()

@@ -27,6 +27,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -85,6 +86,7 @@ class ProjectionLease:
         self.token: int | None = None
         self.expires_at: datetime | None = None
         self.session: Any = None
+        self._acquired: tuple[str, Mapping[str, Any] | None] | None = None
 
     def held(self, collection: str) -> bool:
         """Whether this worker holds the lease of ``collection`` and it has not run out."""
@@ -102,8 +104,18 @@ class ProjectionLease:
         return self.expires_at - _now() < timedelta(seconds=self.seconds * 2 / 3)
 
     def next_expiry(self) -> datetime:
-        """The expiry a renewal made now sets."""
+        """The expiry a renewal made now sets (every fenced write asks for it first)."""
+        self._acquired = None  # the checkpoint read when the lease was taken may change now
         return _now() + timedelta(seconds=self.seconds)
+
+    def acquired_checkpoint(self, collection: str) -> tuple[bool, Mapping[str, Any] | None]:
+        """The checkpoint document of ``collection`` as this worker found it on taking the
+        lease (``None``: there was none), once, while nothing has been written since:
+        ``(True, document)``; otherwise ``(False, None)`` and the caller reads it."""
+        acquired, self._acquired = self._acquired, None
+        if acquired is None or acquired[0] != collection or not self.held(collection):
+            return False, None
+        return True, acquired[1]
 
     async def worker_session(self) -> Any:
         """The session this worker runs its batches on (started on first use)."""
@@ -124,27 +136,30 @@ class ProjectionLease:
             {"lease.expires_at": {"$lt": now}},
             {"lease.owner": self.owner},
         ]
-        before = await self.checkpoints.find_one({"_id": collection}, {"lease": 1})
+        expires_at = now + timedelta(seconds=self.seconds)
         try:
-            after = await self.checkpoints.find_one_and_update(
+            # The document as it was (None: there was none), so the previous holder and
+            # the checkpoint are known without another read; the token is the one $inc set.
+            before = await self.checkpoints.find_one_and_update(
                 {"_id": collection, "$or": free},
                 {
                     "$set": {
                         "lease.owner": self.owner,
-                        "lease.expires_at": now + timedelta(seconds=self.seconds),
+                        "lease.expires_at": expires_at,
                         "lease.lsid": session.session_id,
                     },
                     "$inc": {"lease.token": 1},
                 },
                 upsert=True,
-                return_document=ReturnDocument.AFTER,
+                return_document=ReturnDocument.BEFORE,
             )
         except DuplicateKeyError:
             return False  # the document exists and another worker's lease is current
-        self.collection = collection
-        self.token = int(after["lease"]["token"])
-        self.expires_at = after["lease"]["expires_at"]
         previous = (before or {}).get("lease") or {}
+        self.collection = collection
+        self.token = int(previous.get("token", 0)) + 1
+        self.expires_at = expires_at
+        self._acquired = (collection, before)
         if previous.get("lsid") is not None and previous.get("lsid") != session.session_id:
             await self._kill(previous["lsid"], previous.get("owner"))
         logger.info(
@@ -202,6 +217,7 @@ class ProjectionLease:
         """Give the lease up (expire it now), so a standby takes over without waiting."""
         collection, token = self.collection, self.token
         self.collection, self.token, self.expires_at = None, None, None
+        self._acquired = None
         if collection is not None and token is not None:
             await self.checkpoints.update_one(
                 {"_id": collection, "lease.token": token, "lease.owner": self.owner},

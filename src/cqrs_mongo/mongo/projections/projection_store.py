@@ -187,9 +187,7 @@ class MongoProjectionStore:
     async def load_checkpoint(self, collection: str, *, session: Any = None) -> FeedPosition | None:
         """The feed position ``collection`` has applied up to, or ``None`` if it never ran."""
         checkpoint = await self.checkpoints.find_one({"_id": collection}, session=session)
-        if checkpoint is None or checkpoint.get("position") is None:
-            return None
-        return FeedPosition.from_document(checkpoint["position"])
+        return checkpoint_position(checkpoint)
 
     async def save_checkpoint(
         self,
@@ -370,6 +368,13 @@ class MongoProjectionStore:
             [("stream_id", ASCENDING), ("version", ASCENDING)]
         )
         return await driver.to_list(cursor)
+
+
+def checkpoint_position(checkpoint: Mapping[str, Any] | None) -> FeedPosition | None:
+    """The feed position a checkpoint document stores (``None``: the projection never ran)."""
+    if checkpoint is None or checkpoint.get("position") is None:
+        return None
+    return FeedPosition.from_document(checkpoint["position"])
 
 
 def _first_parked(documents: Iterable[Mapping[str, Any]]) -> dict[Hashable, int]:

@@ -48,7 +48,10 @@ from cqrs_mongo.mongo.projections.event_feed import (
     MongoEventFeed,
 )
 from cqrs_mongo.mongo.projections.lease import PinnedUnitOfWork, ProjectionLease, default_owner
-from cqrs_mongo.mongo.projections.projection_store import MongoProjectionStore
+from cqrs_mongo.mongo.projections.projection_store import (
+    MongoProjectionStore,
+    checkpoint_position,
+)
 from cqrs_mongo.mongo.projections.worker_status import describe, worker_status
 from cqrs_mongo.mongo.transactions.runner import RetryBudget, run_with_retries
 from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWork, MongoUnitOfWorkFactory
@@ -311,7 +314,7 @@ class MongoProjectionWorker:
         collection = await self._target()
         if not await self._hold_lease(collection):
             return 0, None
-        position = await self._prepare()
+        position = await self._prepare(covers)
         try:
             items, after = await self.feed.read(position, self.batch_size, covers=covers)
         except FeedHistoryLost as exc:
@@ -380,10 +383,18 @@ class MongoProjectionWorker:
         self.lease.renewed(expires_at)
         self._checkpointed_at = time.monotonic()
 
-    async def _prepare(self) -> FeedPosition:
+    async def _prepare(self, covers: Timestamp | None = None) -> FeedPosition:
+        """The feed position to read from: the worker's own, else the stored checkpoint,
+        else a first catch-up starting at ``covers`` (a cluster time read before it) or now.
+        """
         collection = await self._target()
         if self._position is None:
-            checkpoint = await self.store.load_checkpoint(collection)
+            known, document = self.lease.acquired_checkpoint(collection)
+            checkpoint = (
+                checkpoint_position(document)
+                if known
+                else await self.store.load_checkpoint(collection)
+            )
             if checkpoint is None and await self.store.positions.exist(collection):
                 # Positions are written with the checkpoint: without one they are left from
                 # a reset that deleted the checkpoint by hand. Kept, they would skip every
@@ -397,7 +408,11 @@ class MongoProjectionWorker:
                 await self.store.positions.delete(collection)
             if checkpoint is None:
                 # No position is stored now, so none exists beyond the catch-up's keyset.
-                checkpoint = await self.feed.origin(fresh=True)
+                checkpoint = (
+                    FeedPosition(start_at=covers, fresh=True)
+                    if covers is not None
+                    else await self.feed.origin(fresh=True)
+                )
             self._position = checkpoint
         return self._position
 
