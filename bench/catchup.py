@@ -2,15 +2,17 @@
 
 Usage::
 
-    python -m bench.catchup                      # 5,000 events, batch 100 and 500
-    python -m bench.catchup --events 2000 --batch 100
+    python -m bench.catchup                      # 5,000 events, batch 100 and 500, 3 rounds
+    python -m bench.catchup --events 2000 --batch 100 --rounds 5
 
-Both sides fold the same pre-written events (``--streams`` accounts, ``Deposited`` events written
+All sides fold the same pre-written events (``--streams`` accounts, ``Deposited`` events written
 through the package's event store) into one read-model document per account, and keep their
 position in a checkpoint written in each batch's transaction. The raw loop is what a competent
 engineer writes by hand: one cursor over the events collection sorted by its unique
 ``(stream_id, version)`` index, and per batch one transaction with a ``bulk_write`` of upserts
-and the checkpoint update. Its output is checked against the worker's. The embedded server runs
+and the checkpoint update; ``raw+validate`` is the same loop turning each stored event into
+its ``DomainEvent`` class with ``model_validate`` (the CPU floor for typed events). The outputs
+are checked equal. The embedded server runs
 as a child process, so the client CPU measured is the client's alone.
 """
 
@@ -37,6 +39,8 @@ from cqrs_mongo.mongo import (
 )
 from cqrs_mongo.projections import Projection, ProjectionContext
 from cqrs_mongo.testing import CommandCounter, EmbeddedMongoServer
+
+SIDES = ["raw", "raw+validate", "cqrs-mongo"]
 
 
 class Deposited(DomainEvent):
@@ -75,24 +79,44 @@ async def write_events(factory: MongoUnitOfWorkFactory, streams: int, per_stream
             )
 
 
-async def raw_catch_up(client: Any, database: str, batch: int, target: str) -> int:
-    """The hand-written loop: sorted cursor, one transaction per batch, checkpoint inside it."""
+async def raw_catch_up(
+    client: Any, database: str, batch: int, target: str, *, validate: bool = False
+) -> int:
+    """The hand-written loop: sorted cursor, one transaction per batch, checkpoint inside it;
+    with ``validate`` each payload also becomes a ``Deposited`` (``model_validate``), the
+    CPU floor for a loop that hands its handlers typed events."""
     db = client[database]
     applied = 0
     cursor = (
         db["events"]
-        .find({}, {"stream_id": 1, "version": 1, "payload": 1})
+        .find({}, None if validate else {"stream_id": 1, "version": 1, "payload": 1})
         .sort([("stream_id", ASCENDING), ("version", ASCENDING)])
         .batch_size(batch)
     )
     pending: list[dict[str, Any]] = []
+
+    def amount(event: dict[str, Any]) -> int:
+        if not validate:
+            return int(event["payload"]["amount"])
+        metadata = event["metadata"]
+        typed = Deposited.model_validate(
+            {
+                **event["payload"],
+                "event_id": event["_id"],
+                "aggregate_id": event["stream_id"],
+                "occurred_at": event["occurred_at"],
+                "correlation_id": metadata["correlation_id"],
+                "causation_id": metadata["causation_id"],
+            }
+        )
+        return typed.amount
 
     async def flush() -> None:
         last = pending[-1]
         ops = [
             UpdateOne(
                 {"_id": e["stream_id"]},
-                {"$inc": {"total": e["payload"]["amount"], "events": 1}},
+                {"$inc": {"total": amount(e), "events": 1}},
                 upsert=True,
             )
             for e in pending
@@ -143,7 +167,9 @@ async def measure_side(
         if worker is not None:
             applied = await worker.run_until_caught_up()
         else:
-            applied = await raw_catch_up(client, database, batch, target)
+            applied = await raw_catch_up(
+                client, database, batch, target, validate=side == "raw+validate"
+            )
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         commands = dict(counter.counts)
         if applied != expected_events:
@@ -155,6 +181,21 @@ async def measure_side(
         return Run(side, batch, applied, wall, cpu, commands), folded
     finally:
         await client.close()
+
+
+def median_run(runs: Sequence[Run]) -> Run:
+    """The median wall time and the median CPU time of ``runs`` (commands of the last)."""
+    walls = sorted(run.wall for run in runs)
+    cpus = sorted(run.cpu for run in runs)
+    last = runs[-1]
+    return Run(
+        last.side,
+        last.batch,
+        last.events,
+        walls[len(runs) // 2],
+        cpus[len(runs) // 2],
+        last.commands,
+    )
 
 
 def print_table(runs: Sequence[Run]) -> None:
@@ -170,8 +211,10 @@ def print_table(runs: Sequence[Run]) -> None:
         by_batch.setdefault(run.batch, {})[run.side] = run
     for batch, sides in sorted(by_batch.items()):
         raw, ours = sides["raw"], sides["cqrs-mongo"]
+        floor = sides["raw+validate"]
         print(
-            f"batch {batch}: wall {ours.wall / raw.wall:.2f}x, CPU {ours.cpu / raw.cpu:.2f}x, "
+            f"batch {batch}: wall {ours.wall / raw.wall:.2f}x, CPU {ours.cpu / raw.cpu:.2f}x "
+            f"(raw+validate {ours.cpu / floor.cpu:.2f}x), "
             f"commands {ours.total_commands} vs {raw.total_commands} "
             f"({ours.total_commands / max(1, ours.events // batch):.1f} vs "
             f"{raw.total_commands / max(1, raw.events // batch):.1f} per batch)"
@@ -183,6 +226,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=5_000)
     parser.add_argument("--streams", type=int, default=500)
     parser.add_argument("--batch", type=int, action="append")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     args = parser.parse_args(argv)
     batches = args.batch or [100, 500]
     per_stream = max(1, args.events // args.streams)
@@ -200,11 +244,18 @@ async def main(argv: Sequence[str] | None = None) -> None:
         await client.close()
         runs: list[Run] = []
         for batch in batches:
-            raw, raw_fold = await measure_side("raw", uri, database, batch, total)
-            ours, our_fold = await measure_side("cqrs-mongo", uri, database, batch, total)
-            if raw_fold != our_fold:
-                raise SystemExit(f"batch {batch}: the two sides folded different documents")
-            runs += [raw, ours]
+            rounds: dict[str, list[Run]] = {side: [] for side in SIDES}
+            for n in range(args.rounds):
+                order = SIDES[n % len(SIDES) :] + SIDES[: n % len(SIDES)]
+                folds = []
+                for side in order:
+                    run, fold = await measure_side(side, uri, database, batch, total)
+                    rounds[side].append(run)
+                    folds.append(fold)
+                if any(fold != folds[0] for fold in folds):
+                    raise SystemExit(f"batch {batch}: the sides folded different documents")
+            runs += [median_run(rounds[side]) for side in SIDES]
+        print(f"medians of {args.rounds} interleaved rounds")
         print_table(runs)
     finally:
         if server is not None:

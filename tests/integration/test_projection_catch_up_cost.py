@@ -219,3 +219,42 @@ async def test_every_query_shape_of_a_catch_up_walks_the_events_index(mongo_db: 
     # Index bounds: the rest of s2, the streams after it, no stream of a later type; the
     # 5 + 4 events of the gaps. Never the whole index.
     assert keys == [40, 100, 0, 9]
+
+
+async def test_the_guard_reads_are_index_lookups(mongo_db: Any) -> None:
+    from cqrs_mongo.mongo.projections.projection_store import MongoProjectionStore
+    from cqrs_mongo.mongo.projections.stream_positions import position_id
+
+    store = MongoProjectionStore(mongo_db)
+    await store.ensure_indexes()
+    await store.positions.collection.insert_many(
+        [{"_id": position_id("p", f"s{n}"), "p": "p", "s": f"s{n}", "v": 3} for n in range(200)]
+    )
+    await store.parked_events.insert_many(
+        [
+            {"_id": {"collection": c, "stream_id": f"s{n}", "version": 2}, "collection": c}
+            | {"stream_id": f"s{n}", "version": 2}
+            for c in ("p", "q")
+            for n in range(100)
+        ]
+    )
+    reads = [
+        # a batch's positions, the parked streams of a term, of a batch's streams
+        (
+            store.positions.collection,
+            {"_id": {"$in": [position_id("p", "s1"), position_id("p", "s7")]}},
+            2,
+        ),
+        (store.parked_events, {"collection": "p"}, 100),
+        (store.parked_events, {"collection": "p", "stream_id": {"$in": ["s1", "s2"]}}, 2),
+    ]
+    for collection, query, matched in reads:
+        explained = await mongo_db.command(
+            {
+                "explain": {"find": collection.name, "filter": query},
+                "verbosity": "executionStats",
+            }
+        )
+        plan = str(explained["queryPlanner"]["winningPlan"])
+        assert "COLLSCAN" not in plan, query
+        assert explained["executionStats"]["totalKeysExamined"] == matched, query
