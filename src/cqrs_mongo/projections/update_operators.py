@@ -42,12 +42,18 @@ def check_update(update: Mapping[str, Any]) -> Update:
                 f"Update operator {operator!r} is not supported: expected one of "
                 f"{', '.join(sorted(SUPPORTED_OPERATORS))}."
             )
-        if not isinstance(fields, Mapping):
+        if type(fields) is not dict and not isinstance(fields, Mapping):
             raise ProjectionError(f"Update operator {operator!r}: expected a document of fields.")
         for path in fields:
-            _check_path(path)
+            if path not in _CHECKED_PATHS:
+                _check_path(path)
         checked[operator] = dict(fields)
     return checked
+
+
+_CHECKED_PATHS: set[str] = set()
+"""Field paths found valid before: handlers use a few paths for every event they handle."""
+_CHECKED_PATHS_LIMIT = 10_000
 
 
 def _check_path(path: Any) -> None:
@@ -56,6 +62,8 @@ def _check_path(path: Any) -> None:
     root = path.split(".", 1)[0]
     if root == "_id" or root in BOOKKEEPING_FIELDS:
         raise ProjectionError(f"Field {path!r} is owned by the projection store.")
+    if len(_CHECKED_PATHS) < _CHECKED_PATHS_LIMIT:
+        _CHECKED_PATHS.add(path)
 
 
 def merge_updates(first: Update, second: Update) -> Update:
