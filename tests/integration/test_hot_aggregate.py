@@ -62,3 +62,38 @@ async def test_contending_tasks_all_land_and_take_turns_after_a_conflict(
     assert attempts > 36, "the tasks never collided: the test proves nothing"
     assert queued_peak >= 1, "no retry queued for the aggregate it lost a conflict on"
     assert len(factory.conflicts) == 0
+
+
+async def test_the_transaction_loop_queues_after_a_conflict_too(
+    mongo_client: Any, mongo_db: Any
+) -> None:
+    factory = MongoUnitOfWorkFactory(mongo_client, mongo_db.name, retry_budget_seconds=120)
+    registry = PersistenceRegistry()
+    registry.register_operation(Hot, HotRepository)
+    registry.register_retrieval(Hot, HotRepository)
+    dispatcher = PersistenceDispatcher(uow_factories={"default": factory}, registry=registry)
+    seed = Hot(id="hot-loop")
+    seed.add_event(Bumped(by=0))
+    await dispatcher.apply(seed)
+    attempts = 0
+    queued_peak = 0
+
+    async def task() -> None:
+        nonlocal attempts, queued_peak
+        for _ in range(3):
+            async for attempt in factory.transaction():
+                async with attempt as uow:
+                    attempts += 1
+                    queued_peak = max(queued_peak, len(factory.conflicts))
+                    [hot] = await dispatcher.fetch_domain(Hot, ["hot-loop"], uow=uow)
+                    hot.add_event(Bumped(by=1))
+                    await asyncio.sleep(0)
+                    await dispatcher.apply(hot, uow=uow)
+
+    await asyncio.gather(*(task() for _ in range(12)))
+
+    [hot] = await dispatcher.fetch_domain(Hot, ["hot-loop"])
+    assert hot.value == 36
+    assert attempts > 36, "the tasks never collided: the test proves nothing"
+    assert queued_peak >= 1, "no retry queued for the aggregate it lost a conflict on"
+    assert len(factory.conflicts) == 0, "a turn was kept after the loop ended"

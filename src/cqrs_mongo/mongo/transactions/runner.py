@@ -181,21 +181,42 @@ class TransactionAttempts(Generic[U]):
     """``async for attempt in attempts: async with attempt as uow: ...`` until one commits.
 
     A retryable failure inside the block (or at its commit) is swallowed and the loop goes
-    round again after a backoff; any other failure propagates and ends the loop.
+    round again after a backoff; any other failure propagates and ends the loop. With a
+    ``queue``, the attempts after a conflict wait their turn for the aggregates the failed
+    attempt wrote, as :func:`run_with_retries` does; the turn is given back when an attempt
+    commits or the loop ends with an error.
     """
 
-    def __init__(self, factory: Callable[[], U], budget: RetryBudget) -> None:
+    def __init__(
+        self, factory: Callable[[], U], budget: RetryBudget, queue: ConflictQueue | None = None
+    ) -> None:
         self._factory = factory
         self._budget = budget
+        self._queue = queue
         self._finished = False
         self._delay = 0.0
+        self._turns = contextlib.AsyncExitStack()
+        self._contended: frozenset[Hashable] = frozenset()
+        self._wanted: frozenset[Hashable] = frozenset()
+        self._failure: BaseException | None = None
 
     def __aiter__(self) -> TransactionAttempts[U]:
         return self
 
     async def __anext__(self) -> Attempt[U]:
         if self._finished:
+            await self._release()
             raise StopAsyncIteration
+        if self._queue is not None and self._wanted != self._contended:
+            # As in run_with_retries: all keys at once, never one while holding another.
+            await self._turns.aclose()
+            try:
+                await self._turns.enter_async_context(
+                    self._queue.hold(self._wanted, self._budget.remaining())
+                )
+            except TimeoutError as waited:
+                raise self._budget.give_up(self._failure or waited) from waited
+            self._contended = self._wanted
         if self._delay:
             await asyncio.sleep(self._delay)
         self._budget.start_attempt()
@@ -204,15 +225,28 @@ class TransactionAttempts(Generic[U]):
         uow.attempt = self._budget.attempts
         return Attempt(self, uow)
 
-    def _retry_after(self, exc: BaseException, uow: U) -> bool:
+    async def _settle(self, exc: BaseException, uow: U) -> bool:
+        """After a failed attempt: whether to go round again (else the turn is given back).
+
+        Raises:
+            TransactionError: the failure was retryable but the budget is spent.
+        """
         if not is_retryable(exc):
+            await self._release()
             return False
         if self._budget.exhausted():
+            await self._release()
             raise self._budget.give_up(exc) from exc
         report_retry(uow, exc, self._budget.attempts)
+        self._failure = exc
+        self._wanted = self._contended | contention_keys(uow)
         self._finished = False
         self._delay = self._budget.next_delay()
         return True
+
+    async def _release(self) -> None:
+        self._contended = self._wanted = frozenset()
+        await self._turns.aclose()
 
 
 class Attempt(Generic[U]):
@@ -235,9 +269,13 @@ class Attempt(Generic[U]):
         try:
             await self.uow.__aexit__(exc_type, exc, tb)
         except Exception as commit_exc:
-            if self._attempts._retry_after(commit_exc, self.uow):
+            if await self._attempts._settle(commit_exc, self.uow):
                 return True
             raise
+        except BaseException:
+            await self._attempts._release()
+            raise
         if exc is None:
+            await self._attempts._release()  # committed: no later attempt needs the turn
             return False
-        return self._attempts._retry_after(exc, self.uow)
+        return await self._attempts._settle(exc, self.uow)

@@ -408,14 +408,15 @@ class MongoUnitOfWorkFactory:
         )
 
     def transaction(self) -> TransactionAttempts[MongoUnitOfWork]:
-        """Attempts to run a block in a unit of work until one commits.
+        """Attempts to run a block in a unit of work until one commits (retried, and queued
+        after a conflict, as :meth:`run` is).
 
         Example:
             >>> async for attempt in factory.transaction():  # doctest: +SKIP
             ...     async with attempt as uow:
             ...         ...
         """
-        return TransactionAttempts(self, self._budget())
+        return TransactionAttempts(self, self._budget(), self.conflicts)
 
     def _budget(self) -> RetryBudget:
         return RetryBudget(self.retry_budget_seconds, self.max_attempts)
