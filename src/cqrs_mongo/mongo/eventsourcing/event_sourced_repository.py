@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any, ClassVar, TypeVar
 
 from cqrs_mongo.domain import AggregateRoot, DomainEvent
 from cqrs_mongo.errors import ConfigurationError
-from cqrs_mongo.eventsourcing.repository import EventSourcedRepositoryBase
+from cqrs_mongo.eventsourcing.registry import EventRegistry
+from cqrs_mongo.eventsourcing.repository import EventSourcedRepositoryBase, ReplaySource
 from cqrs_mongo.mongo.eventsourcing.event_store import (
     DEFAULT_EVENTS_COLLECTION,
     STREAM_VERSION_INDEX,
     MongoEventStore,
+    document_decoder,
 )
 from cqrs_mongo.mongo.eventsourcing.snapshot_store import (
     DEFAULT_SNAPSHOTS_COLLECTION,
@@ -125,6 +128,18 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
         await self._ensure_indexes_once(uow)
         return await super().retrieve(ids, uow)
 
+    async def _replay_source(
+        self, after_versions: Mapping[Any, int], registry: EventRegistry, uow: Any
+    ) -> ReplaySource:
+        # The stored documents, decoded one by one as retrieve folds them (no StoredEvent per
+        # event): same query, same checks, same errors as the StoredEvent path. A store
+        # replaced or changed by a subclass keeps that path, so its reads are what run.
+        store = self.event_store(uow)
+        if type(store).read_streams is not MongoEventStore.read_streams:
+            return await super()._replay_source(after_versions, registry, uow)
+        documents = await store.read_stream_documents(after_versions, uow=uow)
+        return ReplaySource(documents, _VERSION, document_decoder(registry))
+
     async def _ensure_indexes_once(self, uow: Any) -> None:
         # Done before this repository's first query in the unit, outside its session: an
         # index build cannot run inside a transaction, and one that waits for a transaction
@@ -147,6 +162,9 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
                     weakref.finalize(client, _indexed.pop, id(client), None)
             done.add(key)
             self._indexed_database = database
+
+
+_VERSION = itemgetter("version")
 
 
 def _database(repository: Any, uow: Any) -> Any:

@@ -10,16 +10,18 @@ uniqueness per shard only.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import PyMongoError
 
 from cqrs_mongo.domain import DomainEvent
 from cqrs_mongo.errors import EventDecodingError
 from cqrs_mongo.eventsourcing.expected_version import Expected, describe, exact_version
+from cqrs_mongo.eventsourcing.registry import EventRegistry, invalid_payload
 from cqrs_mongo.eventsourcing.stored_event import StoredEvent
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.codecs import ENCODING_ERRORS
@@ -158,6 +160,71 @@ def decoding_error(document: Mapping[str, Any], field: str, reason: str) -> Even
 _NO_METADATA: Mapping[str, Any] = {}
 
 
+# --- rebuilding aggregates: documents straight to domain events ------------------------------
+
+
+def is_plainly_well_formed(document: Mapping[str, Any]) -> bool:
+    """Whether ``document`` passes :func:`event_from_document`'s exact-type checks.
+
+    True for every event the store writes; a document it is false for is handed to
+    :func:`event_from_document`, which names its malformed field (or accepts it).
+    """
+    get = document.get
+    version = get("version")
+    return (
+        type(version) is int
+        and version >= 1
+        and type(get("payload")) is dict
+        and type(get("stream_type")) is str
+        and type(get("event_type")) is str
+        and type(get("schema_version", 1)) is int
+        and type(get("occurred_at")) is datetime
+        and "_id" in document
+        and "stream_id" in document
+        and type(document["stream_id"]) not in _NON_ID_TYPES
+    )
+
+
+def document_decoder(registry: EventRegistry) -> Callable[[Mapping[str, Any]], DomainEvent]:
+    """A function turning a stored document into its domain event, as
+    ``registry.to_event(event_from_document(document))`` does, for a document
+    :func:`event_from_document` accepts.
+
+    No :class:`StoredEvent` is built on the way: the payload and the envelope go from the
+    document into one dict and through the event class's validator, looked up once per
+    stored type and schema version. A document that needs more (an unknown type, an old
+    schema version to upcast) or whose payload does not validate takes the
+    :class:`StoredEvent` path, so the result and the error raised are the same.
+    """
+    validators: dict[tuple[str, int], Callable[[dict[str, Any]], DomainEvent] | None] = {}
+    to_event = registry.to_event
+    validator_for = registry.validator_for
+
+    def decode(document: Mapping[str, Any]) -> DomainEvent:
+        key = (document["event_type"], document.get("schema_version", 1))
+        try:
+            validate = validators[key]
+        except KeyError:
+            validate = validators[key] = validator_for(*key)
+        if validate is None:
+            return to_event(event_from_document(document))
+        metadata = document.get("metadata") or _NO_METADATA
+        data = {
+            **document["payload"],
+            "event_id": document["_id"],
+            "aggregate_id": document["stream_id"],
+            "occurred_at": document["occurred_at"],
+            "correlation_id": metadata.get("correlation_id"),
+            "causation_id": metadata.get("causation_id"),
+        }
+        try:
+            return validate(data)
+        except ValidationError as exc:
+            raise invalid_payload(event_from_document(document), exc) from exc
+
+    return decode
+
+
 class MongoEventStore:
     """An :class:`~cqrs_mongo.eventsourcing.ports.EventStore` over one Mongo collection.
 
@@ -261,6 +328,26 @@ class MongoEventStore:
         for document in await driver.to_list(cursor):
             event = event_from_document(document)
             found[event.stream_id].append(event)
+        return dict(found)
+
+    async def read_stream_documents(
+        self, after_versions: Mapping[Any, int], *, uow: Any = None
+    ) -> dict[Any, list[Mapping[str, Any]]]:
+        """:meth:`read_streams`, as the stored documents (for :func:`document_decoder`).
+
+        The same query, and the same checks: a document :func:`event_from_document` refuses
+        raises its :class:`EventDecodingError` here, before anything is returned.
+        """
+        if not after_versions:
+            return {}
+        cursor = self.collection.find(
+            streams_filter(after_versions), session=_session(uow), batch_size=READ_BATCH_SIZE
+        ).sort([("stream_id", ASCENDING), ("version", ASCENDING)])
+        found: dict[Any, list[Mapping[str, Any]]] = defaultdict(list)
+        for document in await driver.to_list(cursor):
+            if not is_plainly_well_formed(document):
+                event_from_document(document)  # raises naming the field, or accepts it
+            found[document["stream_id"]].append(document)
         return dict(found)
 
     async def stream_version(self, stream_id: Any, *, uow: Any = None) -> int:
