@@ -319,13 +319,8 @@ class MongoEventStore:
         distinct version (one branch, no ``$or``, when there is only one); each branch is an
         index range on ``(stream_id, version)``. Results are sorted by stream id and version.
         """
-        if not after_versions:
-            return {}
-        cursor = self.collection.find(
-            streams_filter(after_versions), session=_session(uow), batch_size=READ_BATCH_SIZE
-        ).sort([("stream_id", ASCENDING), ("version", ASCENDING)])
         found: dict[Any, list[StoredEvent]] = defaultdict(list)
-        for document in await driver.to_list(cursor):
+        for document in await self._find_streams(after_versions, uow):
             event = event_from_document(document)
             found[event.stream_id].append(event)
         return dict(found)
@@ -338,17 +333,23 @@ class MongoEventStore:
         The same query, and the same checks: a document :func:`event_from_document` refuses
         raises its :class:`EventDecodingError` here, before anything is returned.
         """
-        if not after_versions:
-            return {}
-        cursor = self.collection.find(
-            streams_filter(after_versions), session=_session(uow), batch_size=READ_BATCH_SIZE
-        ).sort([("stream_id", ASCENDING), ("version", ASCENDING)])
         found: dict[Any, list[Mapping[str, Any]]] = defaultdict(list)
-        for document in await driver.to_list(cursor):
+        for document in await self._find_streams(after_versions, uow):
             if not is_plainly_well_formed(document):
                 event_from_document(document)  # raises naming the field, or accepts it
             found[document["stream_id"]].append(document)
         return dict(found)
+
+    async def _find_streams(
+        self, after_versions: Mapping[Any, int], uow: Any
+    ) -> list[dict[str, Any]]:
+        # The one query of read_streams and read_stream_documents, sorted as they return it.
+        if not after_versions:
+            return []
+        cursor = self.collection.find(
+            streams_filter(after_versions), session=_session(uow), batch_size=READ_BATCH_SIZE
+        ).sort([("stream_id", ASCENDING), ("version", ASCENDING)])
+        return await driver.to_list(cursor)
 
     async def stream_version(self, stream_id: Any, *, uow: Any = None) -> int:
         """The version of the stream's last event (0 for a stream that does not exist)."""
