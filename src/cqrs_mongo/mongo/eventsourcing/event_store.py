@@ -169,20 +169,22 @@ def is_plainly_well_formed(document: Mapping[str, Any]) -> bool:
     True for every event the store writes; a document it is false for is handed to
     :func:`event_from_document`, which names its malformed field (or accepts it).
     """
-    get = document.get
-    version = get("version")
-    return (
-        type(version) is int
-        and version >= 1
-        and type(get("payload")) is dict
-        and type(get("stream_type")) is str
-        and type(get("event_type")) is str
-        and type(get("schema_version", 1)) is int
-        and type(get("occurred_at")) is datetime
-        and "_id" in document
-        and "stream_id" in document
-        and type(document["stream_id"]) not in _NON_ID_TYPES
-    )
+    # Subscripts rather than .get: this runs for every event read, before any is decoded.
+    try:
+        version = document["version"]
+        plain = (
+            type(version) is int
+            and version >= 1
+            and type(document["payload"]) is dict
+            and type(document["stream_type"]) is str
+            and type(document["event_type"]) is str
+            and type(document["occurred_at"]) is datetime
+            and type(document["stream_id"]) not in _NON_ID_TYPES
+            and "_id" in document
+        )
+    except KeyError:
+        return False
+    return plain and type(document.get("schema_version", 1)) is int
 
 
 def document_decoder(registry: EventRegistry) -> Callable[[Mapping[str, Any]], DomainEvent]:
