@@ -8,11 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pymongo import monitoring
 
 from cqrs_mongo.domain import AggregateRoot, DomainEvent
 from cqrs_mongo.errors import EventDecodingError
 from cqrs_mongo.eventsourcing import EveryNEvents, StoredEvent
 from cqrs_mongo.eventsourcing.repository import EventSourcedRepositoryBase
+from cqrs_mongo.mongo.driver import create_client
 from cqrs_mongo.mongo.eventsourcing.event_sourced_repository import EventSourcedRepository
 from cqrs_mongo.mongo.eventsourcing.event_store import MongoEventStore
 from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWorkFactory
@@ -163,3 +165,42 @@ async def _load(factory: MongoUnitOfWorkFactory, repository: Any, sid: str) -> l
     async with factory(read_only=True) as uow:
         loaded: list[Account] = await repository.retrieve([sid], uow)
     return loaded
+
+
+class Sorts(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.sorts: list[dict[str, Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command.get("find") == "account_events":
+            self.sorts.append(dict(event.command.get("sort", {})))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_one_stream_is_sorted_by_version_alone_and_many_by_stream_then_version(
+    mongo_server: Any, mongo_db: Any, factory: MongoUnitOfWorkFactory
+) -> None:
+    sorts = Sorts()
+    client = create_client(mongo_server.uri, event_listeners=[sorts])
+    try:
+        watched = MongoUnitOfWorkFactory(client, mongo_db.name)
+        async with watched() as uow:
+            await Accounts().persist(account("o-1", 2), uow)
+            await Accounts().persist(account("o-2", 1), uow)
+        async with watched(read_only=True) as uow:
+            [one] = await Accounts().retrieve(["o-1"], uow)
+            many = await Accounts().retrieve(["o-2", "o-1"], uow)
+            [stored] = (
+                await Accounts().event_store(uow).read_streams({"o-1": 0}, uow=uow)
+            ).values()
+    finally:
+        await client.close()
+    assert sorts.sorts == [{"version": 1}, {"stream_id": 1, "version": 1}, {"version": 1}]
+    alone = await _load(factory, Accounts(), "o-2")
+    assert [a.model_dump() for a in many] == [alone[0].model_dump(), one.model_dump()]
+    assert [e.version for e in stored] == [1, 2, 3]

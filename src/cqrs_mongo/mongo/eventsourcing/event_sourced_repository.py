@@ -72,9 +72,10 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
     collection: ClassVar[str] = DEFAULT_EVENTS_COLLECTION
     indexes: ClassVar[Sequence[Any]] = (STREAM_VERSION_INDEX,)
 
-    # Per instance once set: the store last handed out (see event_store), and the database
+    # Per instance once set: the stores last handed out (see event_store), and the database
     # handle last known to have the events index (see _ensure_indexes_once).
     _last_event_store: MongoEventStore | None = None
+    _last_snapshot_store: MongoSnapshotStore | None = None
     _indexed_database: Any = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -101,7 +102,14 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
         Raises:
             ConfigurationError: ``uow`` is not a Mongo unit of work.
         """
-        return MongoSnapshotStore(_database(self, uow), self.snapshots_collection)
+        database = _database(self, uow)
+        # As for the event store: one store (and collection handle) per database handle.
+        store = self._last_snapshot_store
+        if store is None or store.database is not database:
+            store = self._last_snapshot_store = MongoSnapshotStore(
+                database, self.snapshots_collection
+            )
+        return store
 
     async def ensure_indexes(self, database: Any) -> None:
         """Create the events collection's unique ``(stream_id, version)`` index (idempotent)."""

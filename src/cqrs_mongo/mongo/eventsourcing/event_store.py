@@ -350,7 +350,7 @@ class MongoEventStore:
             return []
         cursor = self.collection.find(
             streams_filter(after_versions), session=_session(uow), batch_size=READ_BATCH_SIZE
-        ).sort([("stream_id", ASCENDING), ("version", ASCENDING)])
+        ).sort(_ONE_STREAM_ORDER if len(after_versions) == 1 else _STREAMS_ORDER)
         return await driver.to_list(cursor)
 
     async def stream_version(self, stream_id: Any, *, uow: Any = None) -> int:
@@ -376,6 +376,14 @@ class MongoEventStore:
         except PyMongoError:
             return None
         return actual if actual > start else None
+
+
+_STREAMS_ORDER = [("stream_id", ASCENDING), ("version", ASCENDING)]
+# One stream (an equality on stream_id) in the same order, by its version alone: what a hand
+# written load sends. mongod reads both from the (stream_id, version) index without sorting;
+# a server that sorts the matches in memory (the embedded one does) sorts on one key, not two
+# (measured: ~10% of a 1,000-event load's wall time).
+_ONE_STREAM_ORDER = [("version", ASCENDING)]
 
 
 def streams_filter(after_versions: Mapping[Any, int]) -> dict[str, Any]:
