@@ -8,10 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 from bench import dataset
-from bench.models import Cart, CartOpened, Customer, ItemAdded, OrderRow
+from bench.models import Cart, CartOpened, Customer, ItemAdded, OrderRow, SnapshotCart
 from cqrs_mongo import PersistenceDispatcher, PersistenceRegistry
 from cqrs_mongo.cache import RedisCacheService
 from cqrs_mongo.cache.caching_dispatcher import CachingPersistenceDispatcher
+from cqrs_mongo.eventsourcing import EveryNEvents
 from cqrs_mongo.mongo import (
     MongoReadModelPersistence,
     MongoRepository,
@@ -27,6 +28,11 @@ class CustomerRepository(MongoRepository[Customer, str]):
 
 class CartRepository(EventSourcedRepository[Cart, str]):
     events_collection = "events"
+
+
+class SnapshotCartRepository(EventSourcedRepository[SnapshotCart, str]):
+    events_collection = "events"
+    snapshot_strategy = EveryNEvents(dataset.SNAPSHOT_EVERY)
 
 
 class OrderRows(MongoReadModelPersistence[OrderRow, str]):
@@ -47,6 +53,7 @@ class CqrsSide:
         registry.register_retrieval(Cart, CartRepository)
         registry.register_query(OrderRow, OrderRows)
         registry.register_query_spec(OrderRow, OrderRows)
+        _register_stream_workloads(registry)
         self.dispatcher = PersistenceDispatcher(
             uow_factories={"default": self.factory}, registry=registry
         )
@@ -116,3 +123,32 @@ class CqrsSide:
             for n in range(dataset.EVENTS_PER_CART - 1):
                 cart.add_event(ItemAdded(sku=f"sku-{n}", quantity=1, price=Decimal("9.99")))
             await self.dispatcher.apply(cart)
+
+    # --- one event-sourced aggregate: es_stream<n> and es_snapshot ---------------------------
+
+    # es_stream<n>: dispatcher.fetch_domain of one cart of n events (one event query).
+    async def es_stream(self, stream_id: str) -> list[Any]:
+        return await self.dispatcher.fetch_domain(Cart, [stream_id])
+
+    # es_snapshot: one cart of 1,000 events with its snapshot at 1,000 (snapshot + event query).
+    async def es_snapshot(self, stream_id: str) -> list[Any]:
+        return await self.dispatcher.fetch_domain(SnapshotCart, [stream_id])
+
+    async def seed_streams(self) -> None:
+        for length in dataset.STREAM_LENGTHS:
+            await self.dispatcher.apply(_cart(Cart(id=dataset.stream_cart_id(length)), length))
+        snapshot_cart = SnapshotCart(id=dataset.SNAPSHOT_CART_ID)
+        await self.dispatcher.apply(_cart(snapshot_cart, dataset.SNAPSHOT_EVERY))
+
+
+def _register_stream_workloads(registry: PersistenceRegistry) -> None:
+    registry.register_operation(SnapshotCart, SnapshotCartRepository)
+    registry.register_retrieval(SnapshotCart, SnapshotCartRepository)
+
+
+def _cart(cart: Cart, events: int) -> Cart:
+    """``cart`` after ``events`` events: opened, then ``events - 1`` items added."""
+    cart.add_event(CartOpened(customer_id="cust-001"))
+    for n in range(events - 1):
+        cart.add_event(ItemAdded(sku=f"sku-{n}", quantity=1 + n % 3, price=Decimal("9.99")))
+    return cart

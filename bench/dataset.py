@@ -112,3 +112,17 @@ class IdSource:
 
     def next(self) -> str:
         return f"{self.prefix}-{next(self._counter):07d}"
+
+
+# --- one event-sourced aggregate per workload (es_stream*, es_snapshot) ----------------------
+
+STREAM_LENGTHS = (10, 100, 1_000)
+SNAPSHOT_EVERY = 1_000
+
+
+def stream_cart_id(events: int) -> str:
+    """The cart of ``events`` events the es_stream<events> workload loads."""
+    return f"stream-cart-{events:05d}"
+
+
+SNAPSHOT_CART_ID = "snapshot-cart-01000"

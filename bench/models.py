@@ -113,3 +113,10 @@ class BeanieEvent(Document):
 
 
 BEANIE_MODELS: list[type[Document]] = [BeanieCustomer, BeanieOrderRow, BeanieEvent]
+
+
+# --- event-sourced streams of one aggregate (workloads es_stream*, es_snapshot) ---------------
+
+
+class SnapshotCart(Cart):
+    """A cart whose repository snapshots every 1,000 events (its own stream type)."""

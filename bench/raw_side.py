@@ -20,7 +20,15 @@ from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
 from bench import dataset
-from bench.models import CART_EVENTS, Cart, CartOpened, Customer, ItemAdded, OrderRow
+from bench.models import (
+    CART_EVENTS,
+    Cart,
+    CartOpened,
+    Customer,
+    ItemAdded,
+    OrderRow,
+    SnapshotCart,
+)
 from cqrs_mongo.domain import utc_now
 
 # What cqrs-mongo's unit of work uses: snapshot reads, majority commits, primary.
@@ -156,6 +164,46 @@ class RawSide:
         if self.validate:
             return [OrderRow.model_validate_json(v) for v in values if v is not None]
         return [json.loads(v) for v in values if v is not None]
+
+    # --- one event-sourced aggregate: es_stream<n> and es_snapshot ---------------------------
+
+    # es_stream<n>: one find of the stream by equality, sorted by version, one batch.
+    async def es_stream(self, stream_id: str) -> list[Any]:
+        cursor = self.db["events"].find(
+            {"stream_id": stream_id}, sort=[("version", ASCENDING)], batch_size=10_000
+        )
+        documents: list[Any] = await cursor.to_list()
+        if not self.validate:
+            return documents
+        return [_fold(Cart(id=stream_id), documents)] if documents else []
+
+    # es_snapshot: the snapshot by _id, then the stream's events after its version.
+    async def es_snapshot(self, stream_id: str) -> list[Any]:
+        snapshot = await self.db["snapshots"].find_one({"_id": stream_id})
+        after = snapshot["version"] if snapshot else 0
+        cursor = self.db["events"].find(
+            {"stream_id": stream_id, "version": {"$gt": after}},
+            sort=[("version", ASCENDING)],
+            batch_size=10_000,
+        )
+        documents: list[Any] = await cursor.to_list()
+        if not self.validate:
+            return [snapshot, documents]
+        if snapshot is None:
+            cart = SnapshotCart(id=stream_id)
+        else:
+            cart = SnapshotCart.model_validate(snapshot["state"])
+            cart.version = after
+        return [_fold(cart, documents)] if snapshot or documents else []
+
+
+def _fold(cart: Cart, documents: list[dict[str, Any]]) -> Cart:
+    """``cart`` with each event document validated as its class and applied, in order."""
+    for document in documents:
+        cart.apply_event(_domain_event(document))
+    if documents:
+        cart.version = documents[-1]["version"]
+    return cart
 
 
 def _row(document: dict[str, Any]) -> OrderRow:

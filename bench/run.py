@@ -35,7 +35,20 @@ from cqrs_mongo.testing import CommandCounter, EmbeddedMongoServer
 
 RESULTS = Path(__file__).parent / "results"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-WORKLOADS = ("persist", "load_ids", "page", "stream", "es_apply", "es_load", "cached")
+STREAM_WORKLOADS = (
+    *(f"es_stream{length}" for length in dataset.STREAM_LENGTHS),
+    "es_snapshot",
+)
+WORKLOADS = (
+    "persist",
+    "load_ids",
+    "page",
+    "stream",
+    "es_apply",
+    "es_load",
+    "cached",
+    *STREAM_WORKLOADS,
+)
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,7 @@ async def seed(database: Any, cqrs: CqrsSide, total_rows: int) -> None:
     customers = [dataset.customer_document(i) for i in range(dataset.SEED_CUSTOMERS)]
     await database["customers"].insert_many(customers, ordered=False)
     await cqrs.seed_carts(dataset.cart_ids())
+    await cqrs.seed_streams()
 
 
 def workloads(
@@ -146,7 +160,63 @@ def workloads(
             },
             "raw = one MGET + json.loads; cqrs-mongo = one MGET of entries and generations",
         ),
+        **stream_workloads(raw, val, cqrs),
     }
+
+
+# --- one event-sourced aggregate: es_stream<n> and es_snapshot -------------------------------
+
+
+def stream_workloads(
+    raw: RawSide, val: RawSide, cqrs: CqrsSide
+) -> dict[str, tuple[str, dict[str, Op], str]]:
+    """The single-aggregate event-sourced loads (no Beanie: it has no event sourcing)."""
+
+    def sides(method: str, stream_id: str) -> dict[str, Op]:
+        return {
+            name: _bind(side, method, stream_id)
+            for name, side in (("raw", raw), ("raw+validate", val), ("cqrs-mongo", cqrs))
+        }
+
+    found: dict[str, tuple[str, dict[str, Op], str]] = {
+        f"es_stream{length}": (
+            f"load one event-sourced aggregate of {length:,} events (no snapshot)",
+            sides("es_stream", dataset.stream_cart_id(length)),
+            "raw = find({stream_id: id}) sorted by version, one batch",
+        )
+        for length in dataset.STREAM_LENGTHS
+    }
+    found["es_snapshot"] = (
+        f"load one aggregate of {dataset.SNAPSHOT_EVERY:,} events, snapshot at "
+        f"{dataset.SNAPSHOT_EVERY:,}",
+        sides("es_snapshot", dataset.SNAPSHOT_CART_ID),
+        "raw = snapshot find_one({_id}) + find({stream_id, version > snapshot's}) by version",
+    )
+    return found
+
+
+async def check_stream_workloads(
+    workloads: dict[str, tuple[str, dict[str, Op], str]], keys: Sequence[str]
+) -> None:
+    """Refuse to measure a single-aggregate workload whose sides return different data.
+
+    raw+validate and cqrs-mongo must return equal aggregates; raw the same stream (as many
+    event documents past the snapshot as the aggregate has versions past it).
+    """
+    for key in keys:
+        ops = workloads[key][1]
+        validated, ours = await ops["raw+validate"](), await ops["cqrs-mongo"]()
+        dumps = [[a.model_dump() for a in result] for result in (validated, ours)]
+        raw = await ops["raw"]()
+        snapshot, events = (raw[0], raw[1]) if key == "es_snapshot" else (None, raw)
+        versions = [e["version"] for e in events]
+        start = snapshot["version"] if snapshot else 0
+        if (
+            dumps[0] != dumps[1]
+            or len(ours) != 1
+            or versions != list(range(start + 1, ours[0].version + 1))
+        ):
+            raise RuntimeError(f"{key}: raw, raw+validate and cqrs-mongo disagree")
 
 
 def _bind(side: Any, method: str, *args: Any) -> Op:
@@ -201,7 +271,9 @@ async def _measure_all(
 ) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     profiles: dict[str, str] = {}
-    for key, (title, ops, note) in workloads(settings, raw, val, cqrs, beanie, keys).items():
+    all_workloads = workloads(settings, raw, val, cqrs, beanie, keys)
+    await check_stream_workloads(all_workloads, [k for k in STREAM_WORKLOADS if k in settings.only])
+    for key, (title, ops, note) in all_workloads.items():
         if key not in settings.only:
             continue
         stream = key == "stream"

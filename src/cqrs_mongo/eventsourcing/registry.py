@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar, cast
 
 from pydantic import ValidationError
@@ -105,6 +105,24 @@ class EventRegistry:
     def __iter__(self) -> Iterator[type[DomainEvent]]:
         return iter(self._classes.values())
 
+    def validator_for(
+        self, event_type: str, schema_version: int
+    ) -> Callable[[dict[str, Any]], DomainEvent] | None:
+        """What validates an event of ``event_type`` stored at ``schema_version``, when that
+        is all decoding it takes; ``None`` when it takes more (see :meth:`to_event`).
+
+        The validator takes the event's fields as one flat dict, payload and envelope
+        (``event_id``, ``aggregate_id``, ``occurred_at``, ``correlation_id``,
+        ``causation_id``), and raises :class:`pydantic.ValidationError` as
+        ``model_validate`` does. ``None`` means an unknown type or a payload whose schema
+        version differs from its class's: :meth:`to_event` raises or upcasts those.
+        Stores decoding many events look it up once per type, not once per event.
+        """
+        event_class = self._classes.get(event_type)
+        if event_class is None or event_class.schema_version != schema_version:
+            return None
+        return _validator(event_class)
+
     def to_event(self, stored: StoredEvent) -> DomainEvent:
         """The domain event ``stored`` holds, lifted to its class's current schema version.
 
@@ -131,13 +149,19 @@ class EventRegistry:
             "causation_id": stored.causation_id,
         }
         try:
-            if event_class.model_validate.__func__ is _BASE_VALIDATE:  # type: ignore[attr-defined]
-                # What model_validate does, minus its Python wrapper: runs for every event read.
-                validator = event_class.__pydantic_validator__
-                return cast(DomainEvent, validator.validate_python(data))
-            return event_class.model_validate(data)
+            return _validator(event_class)(data)
         except ValidationError as exc:
             raise invalid_payload(stored, exc) from exc
+
+
+def _validator(event_class: type[DomainEvent]) -> Callable[[dict[str, Any]], DomainEvent]:
+    if event_class.model_validate.__func__ is _BASE_VALIDATE:  # type: ignore[attr-defined]
+        # What model_validate does, minus its Python wrapper: runs for every event read.
+        return cast(
+            Callable[[dict[str, Any]], DomainEvent],
+            event_class.__pydantic_validator__.validate_python,
+        )
+    return event_class.model_validate
 
 
 def invalid_payload(stored: StoredEvent, exc: ValidationError) -> EventDecodingError:

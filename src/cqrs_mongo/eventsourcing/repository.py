@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar, cast
 from weakref import WeakKeyDictionary
@@ -30,7 +30,7 @@ from cqrs_mongo.errors import (
 from cqrs_mongo.eventsourcing.ports import EventStore, SnapshotStore
 from cqrs_mongo.eventsourcing.registry import EventRegistry, loaded_event_class
 from cqrs_mongo.eventsourcing.snapshots import Snapshot, SnapshotStrategy
-from cqrs_mongo.eventsourcing.stored_event import at_store_precision
+from cqrs_mongo.eventsourcing.stored_event import StoredEvent, at_store_precision
 from cqrs_mongo.eventsourcing.upcasting import UpcasterChain
 
 A = TypeVar("A", bound=AggregateRoot[Any])
@@ -225,26 +225,42 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
             return []
         rebuilt = await self._from_snapshots(wanted, uow)
         after = {sid: rebuilt[sid].version if sid in rebuilt else 0 for sid in wanted}
-        streams = await self.event_store(uow).read_streams(after, uow=uow)
         registry = self.events
+        source = await self._replay_source(after, registry, uow)
+        streams, version_of, decode = source.streams, source.version_of, source.decode
         try:
             for sid in wanted:
-                stored = streams.get(sid, [])
+                stored = streams.get(sid)
                 if not stored:
                     continue
                 aggregate = rebuilt.get(sid) or cast(A, self.aggregate_type.blank(sid))
+                apply = aggregate.apply_event
                 expected = after[sid] + 1
                 for event in stored:
-                    if event.version != expected:
-                        raise self._gap(sid, event.version, expected)
+                    version = version_of(event)
+                    if version != expected:
+                        raise self._gap(sid, version, expected)
                     expected += 1
-                    aggregate.apply_event(registry.to_event(event))
-                aggregate.version = stored[-1].version
+                    apply(decode(event))
+                aggregate.version = expected - 1
                 rebuilt[sid] = aggregate
         except UnknownEventTypeError as exc:
             self._name_a_removed_apply_method(exc, registry)
             raise
         return [rebuilt[sid] for sid in wanted if sid in rebuilt]
+
+    async def _replay_source(
+        self, after_versions: Mapping[Any, int], registry: EventRegistry, uow: Any
+    ) -> ReplaySource:
+        """What :meth:`retrieve` replays: per stream, its events after the given versions.
+
+        This default reads :class:`StoredEvent` envelopes through the event store's
+        ``read_streams`` and decodes each with ``registry.to_event``. An adapter may return
+        its own stored form instead (a store's raw documents, say) with the two functions
+        that read its version and decode it, if they raise exactly what this default does.
+        """
+        streams = await self.event_store(uow).read_streams(after_versions, uow=uow)
+        return ReplaySource(streams, _stored_version, registry.to_event)
 
     def _name_a_removed_apply_method(
         self, exc: UnknownEventTypeError, registry: EventRegistry
@@ -337,6 +353,27 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
             if key not in known:
                 entity.add_event(event)
                 known.add(key)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySource:
+    """The events :meth:`EventSourcedRepositoryBase.retrieve` folds into aggregates.
+
+    Attributes:
+        streams: stream id -> its stored events in version order (streams without any
+            may be left out).
+        version_of: an event's version, read before it is decoded (to find gaps).
+        decode: the domain event a stored event holds; raises as
+            :meth:`EventRegistry.to_event` does.
+    """
+
+    streams: Mapping[Any, Sequence[Any]]
+    version_of: Callable[[Any], int]
+    decode: Callable[[Any], DomainEvent]
+
+
+def _stored_version(event: StoredEvent) -> int:
+    return event.version
 
 
 @dataclass

@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any, ClassVar, TypeVar
 
 from cqrs_mongo.domain import AggregateRoot, DomainEvent
 from cqrs_mongo.errors import ConfigurationError
-from cqrs_mongo.eventsourcing.repository import EventSourcedRepositoryBase
+from cqrs_mongo.eventsourcing.registry import EventRegistry
+from cqrs_mongo.eventsourcing.repository import EventSourcedRepositoryBase, ReplaySource
 from cqrs_mongo.mongo.eventsourcing.event_store import (
     DEFAULT_EVENTS_COLLECTION,
     STREAM_VERSION_INDEX,
     MongoEventStore,
+    document_decoder,
 )
 from cqrs_mongo.mongo.eventsourcing.snapshot_store import (
     DEFAULT_SNAPSHOTS_COLLECTION,
@@ -69,9 +72,10 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
     collection: ClassVar[str] = DEFAULT_EVENTS_COLLECTION
     indexes: ClassVar[Sequence[Any]] = (STREAM_VERSION_INDEX,)
 
-    # Per instance once set: the store last handed out (see event_store), and the database
+    # Per instance once set: the stores last handed out (see event_store), and the database
     # handle last known to have the events index (see _ensure_indexes_once).
     _last_event_store: MongoEventStore | None = None
+    _last_snapshot_store: MongoSnapshotStore | None = None
     _indexed_database: Any = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -98,7 +102,14 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
         Raises:
             ConfigurationError: ``uow`` is not a Mongo unit of work.
         """
-        return MongoSnapshotStore(_database(self, uow), self.snapshots_collection)
+        database = _database(self, uow)
+        # As for the event store: one store (and collection handle) per database handle.
+        store = self._last_snapshot_store
+        if store is None or store.database is not database:
+            store = self._last_snapshot_store = MongoSnapshotStore(
+                database, self.snapshots_collection
+            )
+        return store
 
     async def ensure_indexes(self, database: Any) -> None:
         """Create the events collection's unique ``(stream_id, version)`` index (idempotent)."""
@@ -125,6 +136,18 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
         await self._ensure_indexes_once(uow)
         return await super().retrieve(ids, uow)
 
+    async def _replay_source(
+        self, after_versions: Mapping[Any, int], registry: EventRegistry, uow: Any
+    ) -> ReplaySource:
+        # The stored documents, decoded one by one as retrieve folds them (no StoredEvent per
+        # event): same query, same checks, same errors as the StoredEvent path. A store
+        # replaced or changed by a subclass keeps that path, so its reads are what run.
+        store = self.event_store(uow)
+        if type(store).read_streams is not MongoEventStore.read_streams:
+            return await super()._replay_source(after_versions, registry, uow)
+        documents = await store.read_stream_documents(after_versions, uow=uow)
+        return ReplaySource(documents, _VERSION, document_decoder(registry))
+
     async def _ensure_indexes_once(self, uow: Any) -> None:
         # Done before this repository's first query in the unit, outside its session: an
         # index build cannot run inside a transaction, and one that waits for a transaction
@@ -147,6 +170,9 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
                     weakref.finalize(client, _indexed.pop, id(client), None)
             done.add(key)
             self._indexed_database = database
+
+
+_VERSION = itemgetter("version")
 
 
 def _database(repository: Any, uow: Any) -> Any:
