@@ -40,10 +40,14 @@ class ReplayingClockRepository(EventSourcedRepository[Clock, str]):
 class Finds(monitoring.CommandListener):
     def __init__(self) -> None:
         self.filters: list[dict[str, Any]] = []
+        self.options: list[dict[str, Any]] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name == "find" and event.command.get("find") == "events":
             self.filters.append(dict(event.command["filter"]))
+            self.options.append(
+                {k: event.command[k] for k in ("sort", "hint") if k in event.command}
+            )
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -103,3 +107,33 @@ async def test_the_single_stream_shapes_are_index_scans_on_the_server(mongo_db: 
         )
         assert "COLLSCAN" not in str(explained["queryPlanner"]["winningPlan"])
         assert explained["executionStats"]["totalKeysExamined"] == examined
+
+
+async def test_a_load_of_many_streams_is_an_index_scan_on_the_server(
+    watched: tuple[Any, Finds], mongo_db: Any
+) -> None:
+    # Streams with snapshots at different versions make an $or of index ranges, which the
+    # embedded server scans the whole collection for unless the index is named.
+    client, finds = watched
+    factory = MongoUnitOfWorkFactory(client, mongo_db.name)
+    for name, ticks in (("m-1", 13), ("m-2", 25), ("m-3", 4)):
+        clock = Clock.blank(name)
+        for n in range(ticks):
+            clock.add_event(Ticked(n=n))
+        async with factory() as uow:
+            await ClockRepository().persist(clock, uow)
+    async with factory(read_only=True) as uow:
+        loaded = await ClockRepository().retrieve(["m-1", "m-2", "m-3"], uow)
+    assert [(c.id, c.ticks) for c in loaded] == [("m-1", 13), ("m-2", 25), ("m-3", 4)]
+    [query] = finds.filters[-1:]
+    assert "$or" in query
+
+    explained = await mongo_db.command(
+        {
+            "explain": {"find": "events", "filter": query, **finds.options[-1]},
+            "verbosity": "executionStats",
+        }
+    )
+    assert "COLLSCAN" not in str(explained["queryPlanner"]["winningPlan"])
+    # Only the events after each snapshot: none of m-1 (13) and m-2 (25), all 4 of m-3.
+    assert explained["executionStats"]["totalKeysExamined"] == 4

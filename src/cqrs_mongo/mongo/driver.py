@@ -503,7 +503,11 @@ class MockCollection:
         self.name: str = collection.name
 
     def find(self, *args: Any, **kwargs: Any) -> MockCursor:
-        """A cursor over the matching documents (mongomock ignores ``batch_size``)."""
+        """A cursor over the matching documents (mongomock ignores ``batch_size``).
+
+        ``hint`` is dropped: mongomock has no query planner to steer, and refuses the field.
+        """
+        kwargs.pop("hint", None)
         with _mongomock_limits("find"):
             return MockCursor(self.delegate.find(*_encode_args(args, kwargs), **kwargs))
 

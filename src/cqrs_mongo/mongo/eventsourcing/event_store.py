@@ -348,9 +348,20 @@ class MongoEventStore:
         # The one query of read_streams and read_stream_documents, sorted as they return it.
         if not after_versions:
             return []
-        cursor = self.collection.find(
-            streams_filter(after_versions), session=_session(uow), batch_size=READ_BATCH_SIZE
-        ).sort(_ONE_STREAM_ORDER if len(after_versions) == 1 else _STREAMS_ORDER)
+        if len(after_versions) == 1:
+            cursor = self.collection.find(
+                streams_filter(after_versions), session=_session(uow), batch_size=READ_BATCH_SIZE
+            ).sort(_ONE_STREAM_ORDER)
+        else:
+            # Named: several streams may make an $or of index ranges, which a planner (the
+            # embedded server's) can answer with a collection scan.
+            cursor = self.collection.find(
+                streams_filter(after_versions),
+                session=_session(uow),
+                batch_size=READ_BATCH_SIZE,
+                sort=_STREAMS_ORDER,
+                hint=_STREAMS_ORDER,
+            )
         return await driver.to_list(cursor)
 
     async def stream_version(self, stream_id: Any, *, uow: Any = None) -> int:
