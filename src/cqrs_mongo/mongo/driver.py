@@ -26,6 +26,7 @@ import pymongo
 from bson import ObjectId
 from pymongo import AsyncMongoClient, DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany
 from pymongo import UpdateOne as UpdateOneOp
+from pymongo.client_session_shared import _TxnState
 from pymongo.errors import DocumentTooLarge
 from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
@@ -324,6 +325,22 @@ async def fence_transaction(session: Any, database: Any, *, deadline_seconds: fl
                 await _resolve(session.abort_transaction())
         return False
     return True
+
+
+# pymongo's client-side transaction states (the same for its async API and for Motor).
+_TXN_STARTING: int = _TxnState.STARTING
+
+
+def transaction_is_untouched(session: Any) -> bool:
+    """Whether ``session``'s transaction is started client-side but has sent no statement.
+
+    pymongo (and Motor's pymongo underneath) keeps such a transaction in its ``STARTING``
+    state: aborting it sends nothing, and nothing of it exists on the server. ``False``
+    when the state cannot be read (a driver without it): the transaction is then used.
+    """
+    inner = getattr(session, "delegate", session)
+    state = getattr(getattr(inner, "_transaction", None), "state", None)
+    return state is not None and state == _TXN_STARTING
 
 
 def mark_session_dirty(session: Any) -> None:
