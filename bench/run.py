@@ -26,16 +26,26 @@ from typing import Any
 
 from bench import dataset, machine, report
 from bench.beanie_side import BeanieSide
-from bench.cqrs_side import CqrsSide, OrderRows
+from bench.cqrs_side import CqrsSide, CqrsSingleWrites, OrderRows
 from bench.measure import Op, measure, peak_memory
 from bench.models import OrderRow
-from bench.raw_side import RawSide
+from bench.raw_side import RawSide, RawSingleWrites
 from cqrs_mongo.mongo import create_client, ensure_indexes
 from cqrs_mongo.testing import CommandCounter, EmbeddedMongoServer
 
 RESULTS = Path(__file__).parent / "results"
+SINGLE_WRITE_WORKLOADS = ("update", "es_append")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-WORKLOADS = ("persist", "load_ids", "page", "stream", "es_apply", "es_load", "cached")
+WORKLOADS = (
+    "persist",
+    "load_ids",
+    "page",
+    "stream",
+    "es_apply",
+    "es_load",
+    "cached",
+    *SINGLE_WRITE_WORKLOADS,
+)
 
 
 @dataclass(frozen=True)
@@ -118,7 +128,12 @@ def workloads(
     page["cqrs-mongo (dispatcher)"] = cqrs.page_via_dispatcher
     page["beanie"] = page.pop("beanie")
     return {
-        "persist": ("insert one new aggregate in a transaction", each("persist_one"), ""),
+        "persist": (
+            "insert one new aggregate",
+            each("persist_one"),
+            "raw = insert_one with majority write concern, no transaction (one document is "
+            "atomic by itself); beanie = insert in a transaction",
+        ),
         "load_ids": ("load 100 aggregates by id", each("load_ids", ids), ""),
         "page": (
             f"specification query: a {dataset.PAGE_SIZE}-row page with its total",
@@ -145,6 +160,31 @@ def workloads(
                 "cqrs-mongo": _bind(cqrs, "cached", row_ids),
             },
             "raw = one MGET + json.loads; cqrs-mongo = one MGET of entries and generations",
+        ),
+        **single_write_workloads(raw, val, cqrs),
+    }
+
+
+def single_write_workloads(
+    raw: RawSide, val: RawSide, cqrs: CqrsSide
+) -> dict[str, tuple[str, dict[str, Op], str]]:
+    """One-document writes other than ``persist``: raw is the plain write, majority, no txn."""
+    sides = {
+        "raw": RawSingleWrites(raw),
+        "raw+validate": RawSingleWrites(val),
+        "cqrs-mongo": CqrsSingleWrites(cqrs),
+    }
+    note = "raw = the plain write with majority write concern, no transaction"
+    return {
+        "update": (
+            "version-checked update of one state-stored aggregate",
+            {name: side.update_one for name, side in sides.items()},
+            note + " (replace_one on {_id, version}, matched checked)",
+        ),
+        "es_append": (
+            "append one event to an event-sourced aggregate (no snapshot)",
+            {name: side.append_one for name, side in sides.items()},
+            note + " (insert_one of the next event)",
         ),
     }
 

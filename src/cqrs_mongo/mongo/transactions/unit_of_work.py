@@ -426,6 +426,20 @@ def _warn_once(client: Any, topology: str) -> None:
     )
 
 
+class CollectionHandles:
+    """``database[name]`` for a fixed database, each collection handle made once."""
+
+    def __init__(self, database: Any) -> None:
+        self.database = database
+        self._handles: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        handle = self._handles.get(name)
+        if handle is None:
+            handle = self._handles[name] = self.database[name]
+        return handle
+
+
 class MongoUnitOfWorkFactory:
     """Makes :class:`MongoUnitOfWork` instances, and runs handlers in them with retries.
 
@@ -471,10 +485,16 @@ class MongoUnitOfWorkFactory:
         self._lone_database: Any = None
 
     def lone_write_database(self) -> Any:
-        """The database with the units' write concern, for a write sent without a transaction."""
+        """The database with the units' write concern, for a write sent without a transaction.
+
+        Its collection handles are made once (building a pymongo collection costs about as
+        much client CPU as encoding the one document it then writes).
+        """
         if self._lone_database is None:
             concern = self.write_concern or WriteConcern("majority")
-            self._lone_database = self.database.with_options(write_concern=concern)
+            self._lone_database = CollectionHandles(
+                self.database.with_options(write_concern=concern)
+            )
         return self._lone_database
 
     @property
