@@ -130,6 +130,12 @@ class CqrsSingleWrites:
         self.customer: Customer | None = None
         self.cart: Cart | None = None
 
+    def customer_id(self) -> str | None:
+        return None if self.customer is None else self.customer.id
+
+    def stream(self) -> str:
+        return "" if self.cart is None else self.cart.id
+
     async def update_one(self) -> None:
         dispatcher = self.cqrs.dispatcher
         if self.customer is None:

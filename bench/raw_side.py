@@ -244,6 +244,12 @@ class RawSingleWrites:
         self.cart: Cart | None = None
         self.version = 0
 
+    def customer_id(self) -> str | None:
+        return None if self.customer is None else str(self.customer["_id"])
+
+    def stream(self) -> str:
+        return self.stream_id
+
     async def update_one(self) -> None:
         raw = self.raw
         collection = raw._majority("customers")

@@ -165,6 +165,30 @@ def workloads(
     }
 
 
+_single_write_sides: dict[str, Any] = {}
+
+
+async def check_single_writes(database: Any) -> None:
+    """Every side of ``update`` and ``es_append`` stored the same thing (a wrong one fails)."""
+    shapes = {}
+    for name, side in _single_write_sides.items():
+        customer_id = side.customer_id()
+        customer = None
+        if customer_id:
+            customer = await database["customers"].find_one({"_id": customer_id})
+        stream_id = side.stream()
+        versions = []
+        if stream_id:
+            cursor = database["events"].find({"stream_id": stream_id}, sort=[("version", 1)])
+            versions = [event["version"] async for event in cursor]
+        shapes[name] = (
+            None if customer is None else (tuple(sorted(customer)), customer["version"]),
+            versions == list(range(1, len(versions) + 1)) and len(versions),
+        )
+    if len(set(shapes.values())) > 1:
+        raise AssertionError(f"the single-write workloads stored different data: {shapes}")
+
+
 def single_write_workloads(
     raw: RawSide, val: RawSide, cqrs: CqrsSide
 ) -> dict[str, tuple[str, dict[str, Op], str]]:
@@ -174,6 +198,8 @@ def single_write_workloads(
         "raw+validate": RawSingleWrites(val),
         "cqrs-mongo": CqrsSingleWrites(cqrs),
     }
+    _single_write_sides.clear()
+    _single_write_sides.update(sides)
     note = "raw = the plain write with majority write concern, no transaction"
     return {
         "update": (
@@ -263,6 +289,8 @@ async def _measure_all(
             from bench.profiling import profile_op
 
             profiles[key] = await profile_op(ops["cqrs-mongo"], 3 if stream else 200)
+    if _single_write_sides and set(SINGLE_WRITE_WORKLOADS) & set(settings.only):
+        await check_single_writes(cqrs.factory.database)
     memory = {}
     if "stream" in settings.only:
         memory = await _memory(settings, raw, val, cqrs, beanie)

@@ -76,7 +76,17 @@ def test_benchmark_quick_run_measures_every_workload(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
     document = json.loads(output.read_text())
     keys = [workload["key"] for workload in document["workloads"]]
-    assert keys == ["persist", "load_ids", "page", "stream", "es_apply", "es_load", "cached"]
+    assert keys == [
+        "persist",
+        "load_ids",
+        "page",
+        "stream",
+        "es_apply",
+        "es_load",
+        "cached",
+        "update",
+        "es_append",
+    ]
     for workload in document["workloads"]:
         assert {"raw", "raw+validate", "cqrs-mongo"} <= set(workload["results"])
     assert "[es_load] load 100 event-sourced aggregates" in completed.stdout
