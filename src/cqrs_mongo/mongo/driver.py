@@ -52,12 +52,15 @@ def create_client(uri: str, **kwargs: Any) -> AsyncMongoClient[dict[str, Any]]:
     """A ``pymongo.AsyncMongoClient`` with the package's codec options.
 
     Extra keyword arguments go to the client (they may override the codec options). The
-    client also carries the package's command forwarder, which costs nothing until an
-    instrumentor (``cqrs_mongo.otel``) subscribes to it, even after the client was made.
+    client also carries the package's command forwarder, which an instrumentor
+    (``cqrs_mongo.otel``) subscribes to, even after the client was made; until then, and
+    when no other command listener is given, pymongo builds no command events at all.
     """
     options = {**CLIENT_CODEC_KWARGS, **kwargs}
     options["event_listeners"] = [*(options.get("event_listeners") or ()), COMMAND_FORWARDER]
-    return AsyncMongoClient(uri, **options)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, **options)
+    COMMAND_FORWARDER.attach(client)  # no command events built while nobody observes
+    return client
 
 
 def create_motor_client(uri: str, **kwargs: Any) -> Any:
