@@ -557,3 +557,35 @@ async def test_a_write_concern_timeout_is_an_unknown_outcome(
             await CustomerRepository().persist(customer, uow)
     assert customer.version == 0
     assert uow.may_have_committed
+
+
+# --- Motor -------------------------------------------------------------------------------------
+
+
+async def test_motor_units_send_a_lone_write_alone_and_two_in_a_transaction(
+    mongo_server: Any,
+) -> None:
+    from cqrs_mongo.mongo.driver import create_motor_client
+
+    counter = CommandCounter()
+    client = create_motor_client(mongo_server.uri, event_listeners=[counter])
+    name = f"single_motor_{uuid.uuid4().hex[:8]}"
+    factory = MongoUnitOfWorkFactory(client, name)
+    repository = CustomerRepository()
+    try:
+        with counter.measure() as counts:
+            async with factory() as uow:
+                await repository.persist(Customer(id="m-1"), uow)
+        assert dict(counts) == {"insert": 1}
+        with counter.measure() as counts:
+            async with factory() as uow:
+                await repository.persist(Customer(id="m-2"), uow)
+                await repository.persist(Customer(id="m-3"), uow)
+        assert dict(counts) == {"insert": 2, "commitTransaction": 1}
+        with pytest.raises(ConcurrencyError):
+            async with factory() as uow:
+                await repository.persist(Customer(id="m-1"), uow)
+        assert await client[name]["customers"].count_documents({}) == 3
+    finally:
+        await client.drop_database(name)
+        client.close()

@@ -26,7 +26,7 @@ import pymongo
 from bson import ObjectId
 from pymongo import AsyncMongoClient, DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany
 from pymongo import UpdateOne as UpdateOneOp
-from pymongo.client_session_shared import _TxnState
+from pymongo.asynchronous import client_session as _async_session
 from pymongo.errors import DocumentTooLarge
 from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
@@ -330,8 +330,10 @@ async def fence_transaction(session: Any, database: Any, *, deadline_seconds: fl
     return True
 
 
-# pymongo's client-side transaction states (the same for its async API and for Motor).
-_TXN_STARTING: int = _TxnState.STARTING
+# pymongo's client-side transaction state "started, no statement sent yet": the same value in
+# its async API and in the synchronous one Motor wraps (older pymongo releases have one copy of
+# the class per API, newer ones share one).
+_TXN_STARTING: int = getattr(_async_session, "_TxnState").STARTING  # noqa: B009 - private
 
 
 def transaction_is_untouched(session: Any) -> bool:
