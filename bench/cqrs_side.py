@@ -70,7 +70,8 @@ class CqrsSide:
     async def close(self) -> None:
         await self.cache_service.aclose()
 
-    # 1. dispatcher.apply of a new aggregate: a unit of work (transaction) opened and committed.
+    # 1. dispatcher.apply of a new aggregate: a unit of work opened and committed; its only
+    #    operation is one insert, sent alone (no transaction).
     async def persist_one(self) -> None:
         seed = dataset.customer_document(0)
         fields = {k: v for k, v in seed.items() if k not in ("_id", "version")}
@@ -152,3 +153,42 @@ def _cart(cart: Cart, events: int) -> Cart:
     for n in range(events - 1):
         cart.add_event(ItemAdded(sku=f"sku-{n}", quantity=1 + n % 3, price=Decimal("9.99")))
     return cart
+
+
+# --- one-document writes (issue 14 item 4) ---------------------------------------------------
+
+
+class CqrsSingleWrites:
+    """``dispatcher.apply`` of one loaded aggregate (version-checked update) and of one event."""
+
+    def __init__(self, cqrs: CqrsSide) -> None:
+        self.cqrs = cqrs
+        self.customer: Customer | None = None
+        self.cart: Cart | None = None
+
+    def customer_id(self) -> str | None:
+        return None if self.customer is None else self.customer.id
+
+    def stream(self) -> str:
+        return "" if self.cart is None else self.cart.id
+
+    async def update_one(self) -> None:
+        dispatcher = self.cqrs.dispatcher
+        if self.customer is None:
+            seed = dataset.customer_document(0)
+            fields = {k: v for k, v in seed.items() if k not in ("_id", "version")}
+            self.customer = Customer(id=self.cqrs.ids.next(), **fields)
+            await dispatcher.apply(self.customer)
+            return
+        self.customer.name = f"renamed {self.customer.version}"
+        await dispatcher.apply(self.customer)
+
+    async def append_one(self) -> None:
+        if self.cart is None:
+            self.cart = Cart(id=self.cqrs.ids.next())
+            self.cart.add_event(CartOpened(customer_id="cust-001"))
+        else:
+            n = self.cart.version + 1
+            item = ItemAdded(sku=f"sku-{n}", quantity=1 + n % 3, price=Decimal("9.99"))
+            self.cart.add_event(item)
+        await self.cqrs.dispatcher.apply(self.cart)

@@ -48,6 +48,15 @@ class RawSide:
         self.redis = redis
         self.validate = validate
         self.ids = dataset.IdSource(f"raw{'v' if validate else ''}-{uuid.uuid4().hex[:6]}")
+        self._plain: dict[str, Any] = {}
+
+    def _majority(self, collection: str) -> Any:
+        handle = self._plain.get(collection)
+        if handle is None:
+            handle = self._plain[collection] = self.db.get_collection(
+                collection, write_concern=WriteConcern("majority")
+            )
+        return handle
 
     async def _in_transaction(self, collection: str, documents: list[dict[str, Any]]) -> None:
         async with self.client.start_session() as session:
@@ -62,7 +71,8 @@ class RawSide:
                 raise
             await session.commit_transaction()
 
-    # 1. insert one new aggregate at version 1, in a transaction (insert + commitTransaction).
+    # 1. insert one new aggregate at version 1: one document is atomic by itself, so the
+    #    hand-written form is a plain insert_one with majority write concern (no transaction).
     async def persist_one(self) -> None:
         seed = dataset.customer_document(0)
         if self.validate:
@@ -73,7 +83,7 @@ class RawSide:
             document["_id"] = document.pop("id")
         else:
             document = {**seed, "_id": self.ids.next()}
-        await self._in_transaction("customers", [document])
+        await self._majority("customers").insert_one(document)
 
     # 2. one find with $in on _id.
     async def load_ids(self, ids: Sequence[str]) -> list[Any]:
@@ -261,3 +271,74 @@ def _domain_event(document: dict[str, Any]) -> Any:
             "causation_id": metadata["causation_id"],
         }
     )
+
+
+# --- one-document writes (issue 14 item 4): the plain write, majority write concern -----------
+
+
+class RawSingleWrites:
+    """A version-checked update of one aggregate and an append of one event, by hand.
+
+    The aggregate (and the stream) is created on the first call (a warm-up), then each call
+    writes its next version: ``replace_one({_id, version}) `` checked for a match, or
+    ``insert_one`` of the next event, both with majority write concern and no transaction.
+    """
+
+    def __init__(self, raw: RawSide) -> None:
+        self.raw = raw
+        self.customer: dict[str, Any] | None = None
+        self.model: Customer | None = None
+        self.stream_id = ""
+        self.cart: Cart | None = None
+        self.version = 0
+
+    def customer_id(self) -> str | None:
+        return None if self.customer is None else str(self.customer["_id"])
+
+    def stream(self) -> str:
+        return self.stream_id
+
+    async def update_one(self) -> None:
+        raw = self.raw
+        collection = raw._majority("customers")
+        if self.customer is None:
+            self.customer = {**dataset.customer_document(0), "_id": raw.ids.next()}
+            await collection.insert_one(dict(self.customer))
+            if raw.validate:
+                fields = {k: v for k, v in self.customer.items() if k != "_id"}
+                self.model = Customer(id=self.customer["_id"], **fields)
+            return
+        expected = self.customer["version"]
+        if raw.validate:
+            assert self.model is not None
+            self.model.name = f"renamed {expected}"
+            document = self.model.model_dump(mode="python")
+            document["_id"] = document.pop("id")
+        else:
+            document = {**self.customer, "name": f"renamed {expected}"}
+        document["version"] = expected + 1
+        checked = {"_id": document["_id"], "version": expected}
+        result = await collection.replace_one(checked, document)
+        if result.matched_count != 1:
+            raise RuntimeError("version conflict")
+        self.customer["version"] = expected + 1
+        if self.model is not None:
+            self.model.version = expected + 1
+
+    async def append_one(self) -> None:
+        raw = self.raw
+        events = raw._majority("events")
+        if not self.stream_id:
+            self.stream_id = raw.ids.next()
+            if raw.validate:
+                self.cart = Cart(id=self.stream_id)
+        self.version += 1
+        if self.cart is not None:
+            event = CartOpened(customer_id="cust-001") if self.version == 1 else _item(self.version)
+            self.cart.add_event(event)
+            document = _event_document(self.stream_id, self.version, event)
+            self.cart.version = self.version
+            self.cart.clear_pending_events()
+        else:
+            document = _raw_event(self.stream_id, self.version)
+        await events.insert_one(document)

@@ -26,14 +26,17 @@ from typing import Any
 
 from bench import dataset, machine, report
 from bench.beanie_side import BeanieSide
-from bench.cqrs_side import CqrsSide, OrderRows
+from bench.cqrs_side import CqrsSide, CqrsSingleWrites, OrderRows
 from bench.measure import Op, measure, peak_memory
 from bench.models import OrderRow
-from bench.raw_side import RawSide
+from bench.raw_side import RawSide, RawSingleWrites
 from cqrs_mongo.mongo import create_client, ensure_indexes
 from cqrs_mongo.testing import CommandCounter, EmbeddedMongoServer
 
 RESULTS = Path(__file__).parent / "results"
+SINGLE_WRITE_WORKLOADS = ("update", "es_append")
+# Issue 14: a one-document write through cqrs-mongo within 1.1x the plain write's wall time.
+WALL_TARGETS = {"persist": 1.1, "update": 1.1, "es_append": 1.1}
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 STREAM_WORKLOADS = (
     *(f"es_stream{length}" for length in dataset.STREAM_LENGTHS),
@@ -48,6 +51,7 @@ WORKLOADS = (
     "es_load",
     "cached",
     *STREAM_WORKLOADS,
+    *SINGLE_WRITE_WORKLOADS,
 )
 
 
@@ -132,7 +136,12 @@ def workloads(
     page["cqrs-mongo (dispatcher)"] = cqrs.page_via_dispatcher
     page["beanie"] = page.pop("beanie")
     return {
-        "persist": ("insert one new aggregate in a transaction", each("persist_one"), ""),
+        "persist": (
+            "insert one new aggregate",
+            each("persist_one"),
+            "raw = insert_one with majority write concern, no transaction (one document is "
+            "atomic by itself); beanie = insert in a transaction",
+        ),
         "load_ids": ("load 100 aggregates by id", each("load_ids", ids), ""),
         "page": (
             f"specification query: a {dataset.PAGE_SIZE}-row page with its total",
@@ -161,6 +170,57 @@ def workloads(
             "raw = one MGET + json.loads; cqrs-mongo = one MGET of entries and generations",
         ),
         **stream_workloads(raw, val, cqrs),
+        **single_write_workloads(raw, val, cqrs),
+    }
+
+
+_single_write_sides: dict[str, Any] = {}
+
+
+async def check_single_writes(database: Any) -> None:
+    """Every side of ``update`` and ``es_append`` stored the same thing (a wrong one fails)."""
+    shapes = {}
+    for name, side in _single_write_sides.items():
+        customer_id = side.customer_id()
+        customer = None
+        if customer_id:
+            customer = await database["customers"].find_one({"_id": customer_id})
+        stream_id = side.stream()
+        versions = []
+        if stream_id:
+            cursor = database["events"].find({"stream_id": stream_id}, sort=[("version", 1)])
+            versions = [event["version"] async for event in cursor]
+        shapes[name] = (
+            None if customer is None else (tuple(sorted(customer)), customer["version"]),
+            versions == list(range(1, len(versions) + 1)) and len(versions),
+        )
+    if len(set(shapes.values())) > 1:
+        raise AssertionError(f"the single-write workloads stored different data: {shapes}")
+
+
+def single_write_workloads(
+    raw: RawSide, val: RawSide, cqrs: CqrsSide
+) -> dict[str, tuple[str, dict[str, Op], str]]:
+    """One-document writes other than ``persist``: raw is the plain write, majority, no txn."""
+    sides = {
+        "raw": RawSingleWrites(raw),
+        "raw+validate": RawSingleWrites(val),
+        "cqrs-mongo": CqrsSingleWrites(cqrs),
+    }
+    _single_write_sides.clear()
+    _single_write_sides.update(sides)
+    note = "raw = the plain write with majority write concern, no transaction"
+    return {
+        "update": (
+            "version-checked update of one state-stored aggregate",
+            {name: side.update_one for name, side in sides.items()},
+            note + " (replace_one on {_id, version}, matched checked)",
+        ),
+        "es_append": (
+            "append one event to an event-sourced aggregate (no snapshot)",
+            {name: side.append_one for name, side in sides.items()},
+            note + " (insert_one of the next event)",
+        ),
     }
 
 
@@ -282,19 +342,23 @@ async def _measure_all(
         series = await measure(ops, iterations, warmup, counter)
         summaries = {name: s.summary() for name, s in series.items()}
         rows = report.with_ratios(summaries)
+        wall_target = WALL_TARGETS.get(key, report.WALL_TARGET)
         results.append(
             {
                 "key": key,
                 "title": title,
                 "note": note,
                 "results": rows,
-                "targets": report.targets(rows),
+                "targets": report.targets(rows, wall_target=wall_target),
+                "wall_target": wall_target,
             }
         )
         if settings.profile:
             from bench.profiling import profile_op
 
             profiles[key] = await profile_op(ops["cqrs-mongo"], 3 if stream else 200)
+    if _single_write_sides and set(SINGLE_WRITE_WORKLOADS) & set(settings.only):
+        await check_single_writes(cqrs.factory.database)
     memory = {}
     if "stream" in settings.only:
         memory = await _memory(settings, raw, val, cqrs, beanie)

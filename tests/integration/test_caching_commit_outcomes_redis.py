@@ -114,29 +114,32 @@ async def read_status(cached: CachingPersistenceDispatcher) -> str:
     return ticket.status
 
 
-@pytest.mark.parametrize("in_unit", [False, True], ids=["own-unit", "caller-unit"])
+@pytest.mark.parametrize("mode", ["own-unit", "caller-unit", "caller-transaction"])
 async def test_a_cancelled_apply_whose_commit_lands_later_leaves_no_stale_entry(
     cached: CachingPersistenceDispatcher,
     inner: PersistenceDispatcher,
     factory: MongoUnitOfWorkFactory,
     mongo_client: Any,
     mongo_db: Any,
-    in_unit: bool,
+    mode: str,
 ) -> None:
     ticket = await cached_open_ticket(cached, inner)
 
     async def apply() -> None:
-        if in_unit:
-            async with factory() as uow:
-                await cached.apply(ticket, uow=uow)
-        else:
+        if mode == "own-unit":
             await cached.apply(ticket)
+            return
+        async with factory() as uow:
+            if mode == "caller-transaction":  # a second write: the unit commits a transaction
+                await cached.apply(Ticket(id=f"other-{uuid.uuid4().hex[:8]}"), uow=uow)
+            await cached.apply(ticket, uow=uow)
 
     # The commit is held on the server for 3 s; so is the unit's fence (the find that would
     # stop the commit from landing later), which gives up after 2 s: the commit lands late.
-    async with fail_command(
-        mongo_client, ["commitTransaction", "find"], times=2, block_ms=BLOCK_MS
-    ):
+    # A unit whose only operation is one update sends it alone, in place of a commit: then
+    # the update is what is held.
+    held = "commitTransaction" if mode == "caller-transaction" else "update"
+    async with fail_command(mongo_client, [held, "find"], times=2, block_ms=BLOCK_MS):
         started = time.monotonic()
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(apply(), 0.3)
@@ -208,9 +211,13 @@ async def test_a_storm_of_cancelled_applies_leaves_no_stale_entry(
     for ticket in changed:
         ticket.status = "closed"
 
-    # As in the single case: each commit and each unit's fence are held, the fences give up.
+    # As in the single case: each commit (here each lone update) and each unit's fence are
+    # held, the fences give up.
     async with fail_command(
-        mongo_client, ["commitTransaction", "find"], times=2 * count, block_ms=BLOCK_MS
+        mongo_client,
+        ["commitTransaction", "update", "find"],
+        times=2 * count,
+        block_ms=BLOCK_MS,
     ):
         outcomes = await asyncio.gather(
             *(asyncio.wait_for(cached.apply(t), 0.3) for t in changed), return_exceptions=True

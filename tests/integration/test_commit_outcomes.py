@@ -90,6 +90,8 @@ async def test_unlabelled_write_concern_error_on_commit_reports_committed_and_ke
             async with factory() as uow:
                 uow.on_commit(lambda: committed.append(True))
                 await repository.persist(item, uow)
+                # A second write: a transaction (a lone write would be sent without a commit).
+                await repository.persist(Counter(id="other"), uow)
     assert caught.value.committed is True
     assert not caught.value.retryable
     assert caught.value.write_concern_code == 100
@@ -98,7 +100,7 @@ async def test_unlabelled_write_concern_error_on_commit_reports_committed_and_ke
     item.value = 7
     async with factory() as uow:  # the caller goes on with the same object: no conflict
         await repository.persist(item, uow)
-    [document] = await stored(client, "counters")
+    [document] = [d for d in await stored(client, "counters") if d["_id"] == "k"]
     assert (document["value"], document["version"]) == (7, 2)
 
 

@@ -77,7 +77,14 @@ def test_benchmark_quick_run_measures_every_workload(tmp_path: Path) -> None:
     document = json.loads(output.read_text())
     keys = [workload["key"] for workload in document["workloads"]]
     assert keys[:7] == ["persist", "load_ids", "page", "stream", "es_apply", "es_load", "cached"]
-    assert keys[7:] == ["es_stream10", "es_stream100", "es_stream1000", "es_snapshot"]
+    assert keys[7:] == [
+        "es_stream10",
+        "es_stream100",
+        "es_stream1000",
+        "es_snapshot",
+        "update",
+        "es_append",
+    ]
     for workload in document["workloads"]:
         assert {"raw", "raw+validate", "cqrs-mongo"} <= set(workload["results"])
     assert "[es_load] load 100 event-sourced aggregates" in completed.stdout

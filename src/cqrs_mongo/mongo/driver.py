@@ -26,6 +26,7 @@ import pymongo
 from bson import ObjectId
 from pymongo import AsyncMongoClient, DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany
 from pymongo import UpdateOne as UpdateOneOp
+from pymongo.asynchronous import client_session as _async_session
 from pymongo.errors import DocumentTooLarge
 from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
@@ -51,12 +52,15 @@ def create_client(uri: str, **kwargs: Any) -> AsyncMongoClient[dict[str, Any]]:
     """A ``pymongo.AsyncMongoClient`` with the package's codec options.
 
     Extra keyword arguments go to the client (they may override the codec options). The
-    client also carries the package's command forwarder, which costs nothing until an
-    instrumentor (``cqrs_mongo.otel``) subscribes to it, even after the client was made.
+    client also carries the package's command forwarder, which an instrumentor
+    (``cqrs_mongo.otel``) subscribes to, even after the client was made; until then, and
+    when no other command listener is given, pymongo builds no command events at all.
     """
     options = {**CLIENT_CODEC_KWARGS, **kwargs}
     options["event_listeners"] = [*(options.get("event_listeners") or ()), COMMAND_FORWARDER]
-    return AsyncMongoClient(uri, **options)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, **options)
+    COMMAND_FORWARDER.attach(client)  # no command events built while nobody observes
+    return client
 
 
 def create_motor_client(uri: str, **kwargs: Any) -> Any:
@@ -324,6 +328,24 @@ async def fence_transaction(session: Any, database: Any, *, deadline_seconds: fl
                 await _resolve(session.abort_transaction())
         return False
     return True
+
+
+# pymongo's client-side transaction state "started, no statement sent yet": the same value in
+# its async API and in the synchronous one Motor wraps (older pymongo releases have one copy of
+# the class per API, newer ones share one).
+_TXN_STARTING: int = getattr(_async_session, "_TxnState").STARTING  # noqa: B009 - private
+
+
+def transaction_is_untouched(session: Any) -> bool:
+    """Whether ``session``'s transaction is started client-side but has sent no statement.
+
+    pymongo (and Motor's pymongo underneath) keeps such a transaction in its ``STARTING``
+    state: aborting it sends nothing, and nothing of it exists on the server. ``False``
+    when the state cannot be read (a driver without it): the transaction is then used.
+    """
+    inner = getattr(session, "delegate", session)
+    state = getattr(getattr(inner, "_transaction", None), "state", None)
+    return state is not None and state == _TXN_STARTING
 
 
 def mark_session_dirty(session: Any) -> None:

@@ -23,7 +23,7 @@ from cqrs_mongo.errors import (
 from cqrs_mongo.persistence.hooks import Hooks
 from cqrs_mongo.persistence.registry import PersistenceRegistry, Registration
 from cqrs_mongo.persistence.search_result import Page, SearchResult, closing_stream
-from cqrs_mongo.persistence.unit_of_work import UnitOfWork
+from cqrs_mongo.persistence.unit_of_work import UnitOfWork, flush_held
 from cqrs_mongo.specifications import QueryOptions, Specification, SpecificationBuilder
 
 T = TypeVar("T")
@@ -172,6 +172,8 @@ class PersistenceDispatcher:
                 touched.add((type(entity).__qualname__, getattr(entity, "id", None)))
         for position, registration in enumerate(chain):
             handler = self._handler(registration)
+            if position:
+                await flush_held(active)  # the next handler (an outbox, an audit) sees it
             if events is None:
                 outcome = await handler.persist(entity, active)
             else:
@@ -305,6 +307,7 @@ class PersistenceDispatcher:
         if uow is not None:
             self._check_source(uow, source, target)
             _check_active(uow)
+            await flush_held(uow)  # a write the unit holds back goes before this read
             yield uow
             return
         async with self._new_unit(source, target, read_only) as active:
@@ -324,6 +327,9 @@ class PersistenceDispatcher:
         if uow is not None:
             self._check_source(uow, source, target)
             _check_active(uow)
+            # A write the unit holds back goes first, so this handler's work sees it (and
+            # a second write makes the unit a transaction).
+            await flush_held(uow)
             return await work(uow, *args)
         async with self._new_unit(source, target, read_only) as active:
             return await work(active, *args)

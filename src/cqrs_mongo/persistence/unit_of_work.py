@@ -264,6 +264,14 @@ class UnitOfWork(ABC):
         # The entity itself is kept so its id() cannot be reused by another object meanwhile.
         self._versions_at_start[key] = (entity, entity.version)
 
+    async def flush(self) -> None:  # noqa: B027 - nothing to send unless a store holds a write
+        """Send any write the unit holds back (a Mongo unit may hold its one write until commit).
+
+        Readers of the package call it before reading in a unit that has written; code of
+        your own that reads, with the driver directly, what the package wrote earlier in the
+        same unit should call it too. A unit that holds nothing back does nothing.
+        """
+
     def note_applied_write(self) -> None:
         """Count a write of this unit that has reached the store.
 
@@ -364,6 +372,18 @@ def advance_version(entity: Any, version: int, uow: UnitOfWork, *, durable: bool
 
     if pending:
         uow.on_commit(forget_persisted)
+
+
+async def flush_held(uow: Any) -> None:
+    """``await uow.flush()`` when ``uow`` has written and can flush (any unit, or ``None``).
+
+    Called before every read and every write the package sends directly in a unit, so that
+    it comes after (and sees) a write the unit held back.
+    """
+    if uow is not None and getattr(uow, "has_written", False):
+        flush = getattr(uow, "flush", None)
+        if flush is not None:
+            await flush()
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]

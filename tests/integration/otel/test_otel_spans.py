@@ -205,7 +205,8 @@ async def test_a_retried_commit_is_counted_by_label_and_marked_on_the_transactio
         error_code=91,
         error_labels=["UnknownTransactionCommitResult"],
     ):
-        await dispatcher.apply(basket("b-4"))
+        # Two events are two documents: a transaction (one event would be sent alone).
+        await dispatcher.apply(basket("b-4", items=2))
     transaction = telemetry.one("transaction default")
     assert transaction.attributes is not None
     assert transaction.attributes["cqrs_mongo.uow.commit_attempts"] >= 2

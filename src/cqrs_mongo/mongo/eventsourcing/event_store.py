@@ -27,6 +27,7 @@ from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.codecs import ENCODING_ERRORS
 from cqrs_mongo.mongo.errors import conflict_error, is_conflict, is_too_large, unstorable_error
 from cqrs_mongo.persistence.hooks import current_trace_context, observed
+from cqrs_mongo.persistence.unit_of_work import flush_held
 
 DEFAULT_EVENTS_COLLECTION = "events"
 
@@ -256,7 +257,12 @@ class MongoEventStore:
         stream_type: str,
         uow: Any = None,
     ) -> list[StoredEvent]:
-        """Append ``events`` after ``expected_version`` in one ordered ``insert_many``.
+        """Append ``events`` after ``expected_version`` in one ``insert`` command.
+
+        One event at an exact expected version is one document: a Mongo unit of work may
+        hold it back and send it alone, without a transaction, when it is the unit's only
+        operation (see ``MongoUnitOfWork.write_single``); its ``ConcurrencyError`` then comes
+        from the unit's commit.
 
         An exact expected version ``n`` writes versions ``n+1...``; if the stream is already
         past ``n`` by any amount, inserting ``n+1`` collides on the unique index, so the check
@@ -273,7 +279,11 @@ class MongoEventStore:
         """
         exact = exact_version(expected_version)
         session = _session(uow)
-        start = exact if exact is not None else await self._last_version(stream_id, session)
+        if exact is None:
+            await flush_held(uow)  # the read must see what the unit wrote before
+            start = await self._last_version(stream_id, session)
+        else:
+            start = exact
         stored: list[StoredEvent] = []
         documents: list[dict[str, Any]] = []
         from_event = StoredEvent.from_event
@@ -285,8 +295,38 @@ class MongoEventStore:
             documents.append(event_to_document(record, trace_context))
         if not stored:
             return []
+        expected = describe(expected_version) if exact is not None else start
+
+        async def write(database: Any, session: Any, in_transaction: bool) -> None:
+            collection = database[self.collection_name]
+            await self._insert(collection, documents, session, in_transaction, expected, start)
+
+        single = getattr(uow, "write_single", None) if len(documents) == 1 else None
+        if single is not None and exact is not None:
+            # One event at a known version is one document: the unit may send it alone,
+            # without a transaction, when nothing else happens in it.
+            await single(write)
+        else:
+            await flush_held(uow)
+            await write(self.database, session, bool(getattr(uow, "in_transaction", False)))
+        return stored
+
+    async def _insert(
+        self,
+        collection: Any,
+        documents: list[dict[str, Any]],
+        session: Any,
+        in_transaction: bool,
+        expected: Any,
+        start: int,
+    ) -> None:
+        first = documents[0]
+        stream_id, stream_type = first["stream_id"], first["stream_type"]
         try:
-            await self.collection.insert_many(documents, ordered=True, session=session)
+            if len(documents) == 1:
+                await collection.insert_one(first, session=session)
+            else:
+                await collection.insert_many(documents, ordered=True, session=session)
         except ENCODING_ERRORS as exc:
             # Raised while encoding, before the batch holding the document was sent.
             raise unstorable_error(exc, stream_type, documents, "stream_id") from exc
@@ -295,15 +335,16 @@ class MongoEventStore:
                 raise unstorable_error(exc, stream_type, documents, "stream_id") from exc
             if not is_conflict(exc):
                 raise
-            expected = describe(expected_version) if exact is not None else start
-            actual = await self._version_after_conflict(stream_id, start, uow)
+            actual = await self._version_after_conflict(
+                collection, stream_id, start, None if in_transaction else session
+            )
             raise conflict_error(exc, stream_type, stream_id, expected, actual) from exc
-        return stored
 
     async def read_stream(
         self, stream_id: Any, *, after_version: int = 0, uow: Any = None
     ) -> list[StoredEvent]:
         """The events of one stream with a version above ``after_version``, oldest first."""
+        await flush_held(uow)
         cursor = self.collection.find(
             streams_filter({stream_id: after_version}),
             session=_session(uow),
@@ -348,6 +389,7 @@ class MongoEventStore:
         # The one query of read_streams and read_stream_documents, sorted as they return it.
         if not after_versions:
             return []
+        await flush_held(uow)  # a write the unit holds back is read too
         if len(after_versions) == 1:
             cursor = self.collection.find(
                 streams_filter(after_versions), session=_session(uow), batch_size=READ_BATCH_SIZE
@@ -366,6 +408,7 @@ class MongoEventStore:
 
     async def stream_version(self, stream_id: Any, *, uow: Any = None) -> int:
         """The version of the stream's last event (0 for a stream that does not exist)."""
+        await flush_held(uow)
         return await self._last_version(stream_id, _session(uow))
 
     async def _last_version(self, stream_id: Any, session: Any) -> int:
@@ -377,15 +420,23 @@ class MongoEventStore:
         )
         return int(last["version"]) if last else 0
 
-    async def _version_after_conflict(self, stream_id: Any, start: int, uow: Any) -> int | None:
+    async def _version_after_conflict(
+        self, collection: Any, stream_id: Any, start: int, session: Any
+    ) -> int | None:
         # A failed write aborts the server-side transaction, so the session cannot read any
-        # more: read the committed version outside it. A write conflict means the rival has
-        # not committed yet; then the committed version says nothing and is not reported.
-        session = None if getattr(uow, "in_transaction", False) else _session(uow)
+        # more: the caller passes no session then, and the committed version is read outside
+        # it. A write conflict means the rival has not committed yet; then the committed
+        # version says nothing and is not reported.
         try:
-            actual = await self._last_version(stream_id, session)
+            last = await collection.find_one(
+                {"stream_id": stream_id},
+                {"version": 1, "_id": 0},
+                sort=[("version", DESCENDING)],
+                session=session,
+            )
         except PyMongoError:
             return None
+        actual = int(last["version"]) if last else 0
         return actual if actual > start else None
 
 

@@ -22,6 +22,7 @@ from cqrs_mongo.mongo.codecs import (
     find_unencodable,
 )
 from cqrs_mongo.mongo.errors import conflict_error, is_duplicate_key, is_write_conflict
+from cqrs_mongo.persistence.unit_of_work import flush_held
 
 DEFAULT_SNAPSHOTS_COLLECTION = "snapshots"
 
@@ -76,6 +77,7 @@ class MongoSnapshotStore:
         in_transaction = bool(getattr(uow, "in_transaction", False))
         fields = _fields(snapshot)
         check_storable(snapshot, fields)
+        await flush_held(uow)  # the events it follows go first, in the same transaction
         try:
             await self.collection.update_one(
                 {"_id": snapshot.stream_id, "version": {"$lt": snapshot.version}},
@@ -99,6 +101,7 @@ class MongoSnapshotStore:
         """The snapshot of each of ``stream_ids`` that has one, in one query."""
         if not stream_ids:
             return {}
+        await flush_held(uow)
         # One more than can match: a batch that is exactly full leaves the cursor open and
         # costs a getMore to learn that nothing follows.
         cursor = self.collection.find(

@@ -14,6 +14,7 @@ from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.documents import DocumentMapper
 from cqrs_mongo.mongo.indexes import IndexSpec
 from cqrs_mongo.mongo.state_stored.versioned_write import write_versioned
+from cqrs_mongo.persistence.unit_of_work import flush_held
 
 T = TypeVar("T", bound=BaseModel)
 ID = TypeVar("ID")
@@ -91,6 +92,7 @@ class MongoRepository(Generic[T, ID]):
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return []
+        await flush_held(uow)  # the read sees what the unit wrote before
         # limit == batch_size lets the server close the cursor with the first reply: one
         # round trip for any number of ids (within the 16 MiB reply limit).
         cursor = self._collection(uow).find(

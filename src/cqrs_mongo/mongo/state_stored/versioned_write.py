@@ -38,7 +38,11 @@ async def write_versioned(
 
     ``document`` is what to store (with its ``_id``; its ``version`` is set here to the
     entity's version plus one). The write runs in ``uow.session``; ``entity.version`` is then
-    the stored version, put back on rollback as described in the module docstring.
+    the stored version, put back on rollback as described in the module docstring. In a
+    :class:`MongoUnitOfWork` the write may be held back until the unit commits or does
+    anything else (see :meth:`MongoUnitOfWork.write_single`): when it is the unit's only
+    operation it is sent alone, as one command, and its ``ConcurrencyError`` comes from
+    the commit.
 
     Example:
         >>> class CustomerRepository:  # doctest: +SKIP
@@ -59,19 +63,31 @@ async def write_versioned(
     stored = dict(document)
     stored["version"] = expected + 1
     name = entity_name or type(entity).__name__
-    target = uow.database[collection]
-    if expected == 0:
-        await _insert(target, stored, name, uow)
+
+    async def write(database: Any, session: Any, in_transaction: bool) -> None:
+        target = database[collection]
+        if expected == 0:
+            await _insert(target, stored, name, session, in_transaction)
+        else:
+            await _replace(target, stored, expected, name, session)
+
+    # A Mongo unit may hold the write back and send it alone at commit (one command, no
+    # transaction) when it turns out to be the unit's only operation.
+    single = getattr(uow, "write_single", None)
+    if single is not None:
+        await single(write)
     else:
-        await _replace(target, stored, expected, name, uow)
+        await write(uow.database, uow.session, bool(uow.in_transaction))
     # Without a transaction the write is already durable: nothing to undo later.
     advance_version(entity, expected + 1, uow, durable=not uow.in_transaction)
     return expected + 1
 
 
-async def _insert(target: Any, document: dict[str, Any], name: str, uow: Any) -> None:
+async def _insert(
+    target: Any, document: dict[str, Any], name: str, session: Any, in_transaction: bool
+) -> None:
     try:
-        await target.insert_one(document, session=uow.session)
+        await target.insert_one(document, session=session)
     except ENCODING_ERRORS as exc:
         raise unstorable_error(exc, name, [document]) from exc
     except PyMongoError as exc:
@@ -82,17 +98,17 @@ async def _insert(target: Any, document: dict[str, Any], name: str, uow: Any) ->
         entity_id = document["_id"]
         # A failed write aborts the transaction on the server, so the stored version can
         # only be read when no transaction is involved.
-        actual = None if uow.in_transaction else await stored_version(target, entity_id, uow)
+        actual = None if in_transaction else await _stored_version(target, entity_id, session)
         raise conflict_error(exc, name, entity_id, None, actual) from exc
 
 
 async def _replace(
-    target: Any, document: dict[str, Any], expected: int, name: str, uow: Any
+    target: Any, document: dict[str, Any], expected: int, name: str, session: Any
 ) -> None:
     entity_id = document["_id"]
     try:
         result = await target.replace_one(
-            {"_id": entity_id, "version": expected}, document, session=uow.session
+            {"_id": entity_id, "version": expected}, document, session=session
         )
     except ENCODING_ERRORS as exc:
         raise unstorable_error(exc, name, [document]) from exc
@@ -103,14 +119,18 @@ async def _replace(
             raise unstorable_error(exc, name, [document]) from exc
         raise
     if result.matched_count == 0:
-        actual = await stored_version(target, entity_id, uow)
+        actual = await _stored_version(target, entity_id, session)
         detail = "deleted or never stored" if actual is None else None
         raise ConcurrencyError(name, entity_id, expected, actual, detail)
 
 
 async def stored_version(target: Any, entity_id: Any, uow: Any) -> int | None:
     """The version stored for ``entity_id`` in collection ``target``, or ``None``."""
-    found = await target.find_one({"_id": entity_id}, {"version": 1}, session=uow.session)
+    return await _stored_version(target, entity_id, uow.session)
+
+
+async def _stored_version(target: Any, entity_id: Any, session: Any) -> int | None:
+    found = await target.find_one({"_id": entity_id}, {"version": 1}, session=session)
     return None if found is None else int(found.get("version", 0))
 
 

@@ -72,3 +72,52 @@ def commit_error(exc: PyMongoError, attempts: int) -> TransactionError:
         retryable=TRANSIENT_TRANSACTION_ERROR in labels,
         attempts=attempts,
     )
+
+
+RETRYABLE_WRITE_ERROR = "RetryableWriteError"
+"""The label of an error after which a retryable write may be sent again (retryable writes spec)."""
+
+# WriteConcernTimeout and MaxTimeMSExpired: the write was applied on the primary, and may yet
+# reach a majority (or be rolled back by a failover): nobody can say which.
+_UNKNOWN_WRITE_CONCERN_CODES = frozenset({50, 64})
+
+
+def lone_write_outcome(exc: PyMongoError) -> CommitOutcome:
+    """What a failed single-document write sent without a transaction says about it.
+
+    Such a write stands in for the unit's commit, so its failures are sorted the same way:
+
+    - ``unknown``: a driver timeout, a dropped connection, or an error still labelled
+      ``RetryableWriteError`` after the driver's own retry (the first attempt may have been
+      applied), a write concern error labelled so or a ``WriteConcernTimeout`` (64) or
+      ``MaxTimeMSExpired`` (50): the write may or may not be durable, and sending it again
+      could apply it twice or report a conflict with itself.
+    - ``committed``: any other write concern error: the write was applied, its write concern
+      was not satisfied.
+    - ``not_committed``: any other error (a write error, a refused command).
+    """
+    labels = error_labels(exc)
+    if exc.timeout or isinstance(exc, ConnectionFailure) or RETRYABLE_WRITE_ERROR in labels:
+        return "unknown"
+    if isinstance(exc, WriteConcernError):
+        return "unknown" if exc.code in _UNKNOWN_WRITE_CONCERN_CODES else "committed"
+    return "not_committed"
+
+
+def lone_write_error(exc: PyMongoError) -> TransactionError:
+    """The error reporting a single-document write, sent alone, whose outcome is not clear."""
+    labels = error_labels(exc)
+    if lone_write_outcome(exc) == "committed":
+        code = exc.code if isinstance(exc, OperationFailure) else None
+        return CommittedWithWriteConcernError(
+            f"Write applied, but its write concern was not satisfied (code {code}): {exc}",
+            labels,
+            write_concern_code=code,
+            attempts=1,
+        )
+    return CommitOutcomeUnknownError(
+        f"Write may have been applied: its outcome is unknown after the driver's retry: {exc}",
+        labels | {UNKNOWN_COMMIT_RESULT},
+        retryable=False,
+        attempts=1,
+    )

@@ -19,7 +19,12 @@ from cqrs_mongo.errors import (
 )
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.errors import error_labels
-from cqrs_mongo.mongo.transactions.commit_outcomes import commit_error, commit_outcome
+from cqrs_mongo.mongo.transactions.commit_outcomes import (
+    commit_error,
+    commit_outcome,
+    lone_write_error,
+    lone_write_outcome,
+)
 from cqrs_mongo.mongo.transactions.contention import ConflictQueue
 from cqrs_mongo.mongo.transactions.runner import (
     RetryBudget,
@@ -47,6 +52,15 @@ CLEANUP_SECONDS = 2.0
 MIN_COMMIT_ATTEMPT_SECONDS = 1.0
 """What the first commit attempt gets at least, however little of the budget is left."""
 
+SingleWrite = Callable[[Any, Any, bool], Awaitable[None]]
+"""One single-document write of the package: ``write(database, session, in_transaction)``.
+
+It sends its one command to ``database`` in ``session`` and translates its own errors (a
+version conflict into :class:`~cqrs_mongo.errors.ConcurrencyError`); ``in_transaction``
+says whether a transaction surrounds it (a failed statement has then aborted it, so the
+session can read no more).
+"""
+
 
 class MongoUnitOfWork(UnitOfWork):
     """A unit of work over one session; a transaction when the deployment supports them.
@@ -69,6 +83,25 @@ class MongoUnitOfWork(UnitOfWork):
     failure ends the server transaction explicitly: ``abortTransaction``, or, when a write or
     the commit may still be in flight (a timeout, a dropped connection, a cancellation, an
     unknown commit outcome), a fence (see :func:`driver.fence_transaction`).
+
+    One write, no transaction: a unit whose only operation is one single-document write of
+    the package (:func:`~cqrs_mongo.mongo.write_versioned`, or an append of one event at an
+    exact version with no snapshot) sends it at commit as one retryable write with the
+    unit's write concern and no transaction: 1 command instead of 2. The package holds such
+    a write back (:meth:`write_single`) until the unit commits, or until it does anything
+    else: a second write, a read through the package or the dispatcher, or :meth:`flush`
+    sends it inside the transaction, which then commits as usual. The transaction is still
+    started (client-side, no round trip) when the unit begins, so ``uow.session`` used
+    directly is in it, and any statement sent in it before commit makes the unit commit
+    a transaction. Reads before the first write are in the transaction's snapshot as
+    before. Code of your own that reads, with the driver, what the package wrote earlier in
+    the same unit calls ``await uow.flush()`` first (the dispatcher does it before every
+    handler it calls). The outcome of the lone write is reported like a commit's: a
+    conflict is a :class:`ConcurrencyError` (the runner re-runs the handler), a write
+    concern error a :class:`CommittedWithWriteConcernError`, and an error after which the
+    write may or may not have been applied (a dropped connection or timeout after the
+    driver's own retry, a retryable error twice) a :class:`CommitOutcomeUnknownError`,
+    never retried by re-sending.
 
     Commit outcomes (the transactions specification's): committed; not committed
     (:class:`TransactionError`, ``retryable`` when labelled ``TransientTransactionError``);
@@ -118,6 +151,7 @@ class MongoUnitOfWork(UnitOfWork):
         self._transactional = False
         self._failure: BaseException | None = None
         self._commit_warning: TransactionError | None = None
+        self._held: SingleWrite | None = None
 
     @property
     def can_roll_back(self) -> bool:
@@ -127,6 +161,40 @@ class MongoUnitOfWork(UnitOfWork):
     def collection(self, name: str) -> Any:
         """The collection ``name`` of this unit's database (pass ``session=uow.session``)."""
         return self.database[name]
+
+    async def write_single(self, write: SingleWrite) -> None:
+        """Run one single-document write of the package, or hold it back until commit.
+
+        In a transactional unit whose transaction has sent nothing yet, the write is held:
+        if nothing else happens before commit, it is sent then as one retryable write with
+        no transaction. Otherwise (a write already held, a statement already sent, no
+        transactions at all) any held write is sent first and this one runs at once.
+
+        Raises:
+            ConcurrencyError: (when run at once) the write's version check failed.
+        """
+        if (
+            self._held is None
+            and self._transactional
+            and driver.transaction_is_untouched(self.session)
+        ):
+            self._held = write
+            return
+        await self.flush()
+        await write(self.database, self.session, self.in_transaction)
+
+    async def flush(self) -> None:
+        """Send the write the unit holds back (see :meth:`write_single`), in its transaction.
+
+        The unit then commits as a transaction. Call it before reading, with the driver
+        directly, what the package wrote earlier in the same unit.
+
+        Raises:
+            ConcurrencyError: the held write's version check failed.
+        """
+        write, self._held = self._held, None
+        if write is not None:
+            await write(self.database, self.session, True)
 
     async def _begin(self) -> None:
         caps = await driver.capabilities(self.client)
@@ -202,8 +270,13 @@ class MongoUnitOfWork(UnitOfWork):
         await super().__aexit__(exc_type, exc, tb)
 
     async def _commit(self) -> None:
+        if self._held is not None and not driver.transaction_is_untouched(self.session):
+            await self.flush()  # something else ran in the transaction: the write joins it
         self._leave_deadline()
         if not self.in_transaction:
+            return
+        if self._held is not None:
+            await self._write_alone()
             return
         deadline = time.monotonic() + self.commit_budget_seconds
         attempt = 0
@@ -244,6 +317,49 @@ class MongoUnitOfWork(UnitOfWork):
             self._committed = True
             return
 
+    async def _write_alone(self) -> None:
+        # The unit's only operation is one single-document write: atomic by itself, so it
+        # goes as one retryable write instead of a transaction of one statement. The empty
+        # transaction ends client-side (the server never heard of it).
+        write, self._held = self._held, None
+        assert write is not None
+        await driver.abort_transaction(self.session)
+        cap = driver.shortest(self.max_commit_seconds, driver.client_timeout(self.client))
+        per_attempt = max(MIN_COMMIT_ATTEMPT_SECONDS, self.commit_budget_seconds)
+        if cap is not None:
+            per_attempt = min(per_attempt, cap)
+        # From here until the reply is classified, the write may have been applied.
+        self._outcome_unknown = True
+        try:
+            with driver.deadline(per_attempt):
+                await write(self._lone_write_database(), self.session, False)
+        except PyMongoError as exc:
+            outcome = lone_write_outcome(exc)
+            if outcome == "unknown":
+                raise lone_write_error(exc) from exc
+            self._outcome_unknown = False
+            if outcome == "committed":
+                self._committed = True
+                self._commit_warning = lone_write_error(exc)
+                self._commit_warning.__cause__ = exc
+                return
+            raise
+        except Exception:
+            # Translated by the write itself (a version conflict, an unstorable document):
+            # the server refused it, or it never left.
+            self._outcome_unknown = False
+            raise
+        self._outcome_unknown = False
+        self._committed = True
+
+    def _lone_write_database(self) -> Any:
+        # The database handle with the unit's write concern (a transaction carries it for
+        # its statements; a write without one takes it from its collection).
+        factory = self.factory
+        if isinstance(factory, MongoUnitOfWorkFactory) and factory.database is self.database:
+            return factory.lone_write_database()
+        return self.database.with_options(write_concern=self.write_concern)
+
     def _observe_commit_retry(self, exc: PyMongoError, attempt: int) -> None:
         # Process-wide observers (tracing, metrics) see each commit retry with its labels.
         if self._observation is None:
@@ -255,6 +371,7 @@ class MongoUnitOfWork(UnitOfWork):
         )
 
     async def _rollback(self) -> None:
+        self._held = None  # never sent: nothing of it reached the server
         self._leave_deadline()
         if not self.in_transaction:
             return
@@ -309,6 +426,20 @@ def _warn_once(client: Any, topology: str) -> None:
     )
 
 
+class CollectionHandles:
+    """``database[name]`` for a fixed database, each collection handle made once."""
+
+    def __init__(self, database: Any) -> None:
+        self.database = database
+        self._handles: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        handle = self._handles.get(name)
+        if handle is None:
+            handle = self._handles[name] = self.database[name]
+        return handle
+
+
 class MongoUnitOfWorkFactory:
     """Makes :class:`MongoUnitOfWork` instances, and runs handlers in them with retries.
 
@@ -351,6 +482,20 @@ class MongoUnitOfWorkFactory:
         self.conflicts = ConflictQueue()
         self.transaction_timeout_seconds = transaction_timeout_seconds
         self.max_commit_seconds = max_commit_seconds
+        self._lone_database: Any = None
+
+    def lone_write_database(self) -> Any:
+        """The database with the units' write concern, for a write sent without a transaction.
+
+        Its collection handles are made once (building a pymongo collection costs about as
+        much client CPU as encoding the one document it then writes).
+        """
+        if self._lone_database is None:
+            concern = self.write_concern or WriteConcern("majority")
+            self._lone_database = CollectionHandles(
+                self.database.with_options(write_concern=concern)
+            )
+        return self._lone_database
 
     @property
     def location(self) -> tuple[str, int, str]:
