@@ -390,20 +390,17 @@ class MongoEventStore:
         if not after_versions:
             return []
         await flush_held(uow)  # a write the unit holds back is read too
-        if len(after_versions) == 1:
-            cursor = self.collection.find(
-                streams_filter(after_versions), session=_session(uow), batch_size=READ_BATCH_SIZE
-            ).sort(_ONE_STREAM_ORDER)
-        else:
-            # Named: several streams may make an $or of index ranges, which a planner (the
-            # embedded server's) can answer with a collection scan.
-            cursor = self.collection.find(
-                streams_filter(after_versions),
-                session=_session(uow),
-                batch_size=READ_BATCH_SIZE,
-                sort=_STREAMS_ORDER,
-                hint=_STREAMS_ORDER,
-            )
+        query = streams_filter(after_versions)
+        order = _ONE_STREAM_ORDER if len(after_versions) == 1 else _STREAMS_ORDER
+        options: dict[str, Any] = {}
+        if "$or" in query:
+            # Named only for an $or of index ranges (snapshots at different versions), which
+            # the embedded server answers with a collection scan. Not for a plain $in: it
+            # seeks the index unhinted, and its hinted path there is ~4x slower per key.
+            options["hint"] = _STREAMS_ORDER
+        cursor = self.collection.find(
+            query, session=_session(uow), batch_size=READ_BATCH_SIZE, sort=order, **options
+        )
         return await driver.to_list(cursor)
 
     async def stream_version(self, stream_id: Any, *, uow: Any = None) -> int:
