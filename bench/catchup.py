@@ -79,6 +79,27 @@ async def write_events(factory: MongoUnitOfWorkFactory, streams: int, per_stream
             )
 
 
+async def raw_commit_batch(
+    client: Any,
+    db: Any,
+    target: str,
+    amounts: Sequence[tuple[Any, int]],
+    checkpoint: dict[str, Any],
+) -> None:
+    """One hand-written batch: the upserts and the checkpoint in one transaction."""
+    ops = [
+        UpdateOne({"_id": stream_id}, {"$inc": {"total": amount, "events": 1}}, upsert=True)
+        for stream_id, amount in amounts
+    ]
+    async with client.start_session() as session:
+        await session.start_transaction(**TRANSACTION_OPTIONS)
+        await db[target].bulk_write(ops, ordered=True, session=session)
+        await db["raw_checkpoints"].update_one(
+            {"_id": target}, {"$set": checkpoint}, upsert=True, session=session
+        )
+        await session.commit_transaction()
+
+
 async def raw_catch_up(
     client: Any, database: str, batch: int, target: str, *, validate: bool = False
 ) -> int:
@@ -113,24 +134,9 @@ async def raw_catch_up(
 
     async def flush() -> None:
         last = pending[-1]
-        ops = [
-            UpdateOne(
-                {"_id": e["stream_id"]},
-                {"$inc": {"total": amount(e), "events": 1}},
-                upsert=True,
-            )
-            for e in pending
-        ]
-        async with client.start_session() as session:
-            await session.start_transaction(**TRANSACTION_OPTIONS)
-            await db[target].bulk_write(ops, ordered=True, session=session)
-            await db["raw_checkpoints"].update_one(
-                {"_id": target},
-                {"$set": {"stream_id": last["stream_id"], "version": last["version"]}},
-                upsert=True,
-                session=session,
-            )
-            await session.commit_transaction()
+        checkpoint = {"stream_id": last["stream_id"], "version": last["version"]}
+        amounts = [(e["stream_id"], amount(e)) for e in pending]
+        await raw_commit_batch(client, db, target, amounts, checkpoint)
 
     async for event in cursor:
         pending.append(event)

@@ -25,10 +25,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import UpdateOne
-
-from bench.catchup import BalanceProjection, Deposited
-from bench.raw_side import TRANSACTION_OPTIONS
+from bench.catchup import BalanceProjection, Deposited, raw_commit_batch
 from cqrs_mongo.mongo import (
     MongoEventStore,
     MongoProjectionWorker,
@@ -67,24 +64,8 @@ async def raw_apply(client: Any, database: str, target: str, stop: asyncio.Event
                 changes.append(change["fullDocument"])
             if not changes:
                 continue
-            ops = [
-                UpdateOne(
-                    {"_id": e["stream_id"]},
-                    {"$inc": {"total": e["payload"]["amount"], "events": 1}},
-                    upsert=True,
-                )
-                for e in changes
-            ]
-            async with client.start_session() as session:
-                await session.start_transaction(**TRANSACTION_OPTIONS)
-                await db[target].bulk_write(ops, ordered=True, session=session)
-                await db["raw_checkpoints"].update_one(
-                    {"_id": target},
-                    {"$set": {"token": stream.resume_token}},
-                    upsert=True,
-                    session=session,
-                )
-                await session.commit_transaction()
+            amounts = [(e["stream_id"], e["payload"]["amount"]) for e in changes]
+            await raw_commit_batch(client, db, target, amounts, {"token": stream.resume_token})
 
 
 async def applied(database: Any, target: str) -> int:

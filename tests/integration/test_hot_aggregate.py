@@ -27,17 +27,23 @@ class Hot(AggregateRoot[str]):
 class HotRepository(EventSourcedRepository[Hot, str]): ...
 
 
-async def test_contending_tasks_all_land_and_take_turns_after_a_conflict(
-    mongo_client: Any, mongo_db: Any
-) -> None:
-    factory = MongoUnitOfWorkFactory(mongo_client, mongo_db.name, retry_budget_seconds=120)
+async def seeded(factory: MongoUnitOfWorkFactory, key: str) -> PersistenceDispatcher:
+    """A dispatcher over ``factory`` and a stored ``Hot`` aggregate ``key`` at version 1."""
     registry = PersistenceRegistry()
     registry.register_operation(Hot, HotRepository)
     registry.register_retrieval(Hot, HotRepository)
     dispatcher = PersistenceDispatcher(uow_factories={"default": factory}, registry=registry)
-    seed = Hot(id="hot")
+    seed = Hot(id=key)
     seed.add_event(Bumped(by=0))
     await dispatcher.apply(seed)
+    return dispatcher
+
+
+async def test_contending_tasks_all_land_and_take_turns_after_a_conflict(
+    mongo_client: Any, mongo_db: Any
+) -> None:
+    factory = MongoUnitOfWorkFactory(mongo_client, mongo_db.name, retry_budget_seconds=120)
+    dispatcher = await seeded(factory, "hot")
     attempts = 0
     queued_peak = 0
 
@@ -68,13 +74,7 @@ async def test_the_transaction_loop_queues_after_a_conflict_too(
     mongo_client: Any, mongo_db: Any
 ) -> None:
     factory = MongoUnitOfWorkFactory(mongo_client, mongo_db.name, retry_budget_seconds=120)
-    registry = PersistenceRegistry()
-    registry.register_operation(Hot, HotRepository)
-    registry.register_retrieval(Hot, HotRepository)
-    dispatcher = PersistenceDispatcher(uow_factories={"default": factory}, registry=registry)
-    seed = Hot(id="hot-loop")
-    seed.add_event(Bumped(by=0))
-    await dispatcher.apply(seed)
+    dispatcher = await seeded(factory, "hot-loop")
     attempts = 0
     queued_peak = 0
 
