@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
 
+from bench.machine import server_uri
 from bench.raw_side import TRANSACTION_OPTIONS
 from cqrs_mongo.domain import DomainEvent
 from cqrs_mongo.mongo import (
@@ -38,7 +38,7 @@ from cqrs_mongo.mongo import (
     create_client,
 )
 from cqrs_mongo.projections import Projection, ProjectionContext
-from cqrs_mongo.testing import CommandCounter, EmbeddedMongoServer
+from cqrs_mongo.testing import CommandCounter
 
 SIDES = ["raw", "raw+validate", "cqrs-mongo"]
 
@@ -237,13 +237,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
     batches = args.batch or [100, 500]
     per_stream = max(1, args.events // args.streams)
     total = per_stream * args.streams
-    uri = os.environ.get("MONGODB_URI")
-    server = None if uri else EmbeddedMongoServer(in_process=False)
-    if server is not None:
-        server.start()
-        uri = server.uri
-    assert uri is not None
-    try:
+    async with server_uri() as (uri, _):
         database = f"bench_catchup_{uuid.uuid4().hex[:8]}"
         client = create_client(uri)
         await write_events(MongoUnitOfWorkFactory(client, database), args.streams, per_stream)
@@ -263,9 +257,6 @@ async def main(argv: Sequence[str] | None = None) -> None:
             runs += [median_run(rounds[side]) for side in SIDES]
         print(f"medians of {args.rounds} interleaved rounds")
         print_table(runs)
-    finally:
-        if server is not None:
-            server.stop()
 
 
 if __name__ == "__main__":

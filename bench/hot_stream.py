@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bench.machine import server_uri
 from cqrs_mongo import AggregateRoot, DomainEvent, PersistenceDispatcher, PersistenceRegistry
 from cqrs_mongo.errors import TransactionError
 from cqrs_mongo.mongo import (
@@ -31,7 +31,6 @@ from cqrs_mongo.mongo import (
     MongoUnitOfWorkFactory,
     create_client,
 )
-from cqrs_mongo.testing import EmbeddedMongoServer
 
 
 class Incremented(DomainEvent):
@@ -120,27 +119,20 @@ async def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cycles", type=int, default=10)
     parser.add_argument("--only", default="event_sourced,state_stored")
     args = parser.parse_args(argv)
-    uri = os.environ.get("MONGODB_URI")
-    server = None if uri else EmbeddedMongoServer(in_process=False)
-    if server is not None:
-        server.start()
-        uri = server.uri
-    assert uri is not None
-    client: Any = create_client(uri)
-    try:
-        factory = MongoUnitOfWorkFactory(client, f"bench_hot_{uuid.uuid4().hex[:8]}")
-        print(f"{'kind':<14} {'landed':>6} {'failed':>6} {'attempts':>8} {'s':>7} stored")
-        for kind in args.only.split(","):
-            o = await contend(kind.strip(), factory, args.tasks, args.cycles)
-            print(
-                f"{o.kind:<14} {o.landed:>6} {o.failed:>6} {o.attempts:>8} {o.elapsed:>7.1f} "
-                f"{o.stored} (attempts/commit {o.attempts / max(1, o.landed):.1f}, "
-                f"budget {factory.retry_budget_seconds:g} s)"
-            )
-    finally:
-        await client.close()
-        if server is not None:
-            server.stop()
+    async with server_uri() as (uri, _):
+        client: Any = create_client(uri)
+        try:
+            factory = MongoUnitOfWorkFactory(client, f"bench_hot_{uuid.uuid4().hex[:8]}")
+            print(f"{'kind':<14} {'landed':>6} {'failed':>6} {'attempts':>8} {'s':>7} stored")
+            for kind in args.only.split(","):
+                o = await contend(kind.strip(), factory, args.tasks, args.cycles)
+                print(
+                    f"{o.kind:<14} {o.landed:>6} {o.failed:>6} {o.attempts:>8} {o.elapsed:>7.1f} "
+                    f"{o.stored} (attempts/commit {o.attempts / max(1, o.landed):.1f}, "
+                    f"budget {factory.retry_budget_seconds:g} s)"
+                )
+        finally:
+            await client.close()
 
 
 if __name__ == "__main__":

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Any
+
+from cqrs_mongo.testing import EmbeddedMongoServer
 
 
 def cpu_model() -> str:
@@ -40,3 +44,15 @@ def describe(server: str) -> dict[str, Any]:
         "cqrs-mongo": _version("cqrs-mongo"),
         "server": server,
     }
+
+
+@asynccontextmanager
+async def server_uri() -> AsyncIterator[tuple[str, str]]:
+    """The server every benchmark measures: ``MONGODB_URI``, else the embedded server as a
+    child process (so the CPU measured is the client's alone); with a description of it."""
+    uri = os.environ.get("MONGODB_URI")
+    if uri:
+        yield uri, "MONGODB_URI"
+        return
+    with EmbeddedMongoServer(in_process=False) as server:
+        yield server.uri, "embedded SecantusDB (secantusd-py, separate process)"

@@ -18,8 +18,7 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from bench.measure import Op, measure, peak_memory
 from bench.models import OrderRow
 from bench.raw_side import RawSide, RawSingleWrites
 from cqrs_mongo.mongo import create_client, ensure_indexes
-from cqrs_mongo.testing import CommandCounter, EmbeddedMongoServer
+from cqrs_mongo.testing import CommandCounter
 
 RESULTS = Path(__file__).parent / "results"
 SINGLE_WRITE_WORKLOADS = ("update", "es_append")
@@ -96,16 +95,6 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         output=args.output or RESULTS / ("quick.json" if quick else "latest.json"),
         profile=args.profile,
     )
-
-
-@asynccontextmanager
-async def server_uri() -> AsyncIterator[tuple[str, str]]:
-    uri = os.environ.get("MONGODB_URI")
-    if uri:
-        yield uri, "MONGODB_URI"
-        return
-    with EmbeddedMongoServer(in_process=False) as server:
-        yield server.uri, "embedded SecantusDB (secantusd-py, separate process)"
 
 
 async def seed(database: Any, cqrs: CqrsSide, total_rows: int) -> None:
@@ -291,7 +280,7 @@ def _bind(side: Any, method: str, *args: Any) -> Op:
 async def run(settings: Settings) -> dict[str, Any]:
     counter = CommandCounter()
     database_name = f"bench_{uuid.uuid4().hex[:8]}"
-    async with server_uri() as (uri, origin):
+    async with machine.server_uri() as (uri, origin):
         raw_client = create_client(uri, event_listeners=[counter])
         cqrs_client = create_client(uri, event_listeners=[counter])
         # The same codec options for Beanie: Decimal128 decodes to Decimal as for the others.

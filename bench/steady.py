@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from bench.catchup import BalanceProjection, Deposited, raw_commit_batch
+from bench.machine import server_uri
 from cqrs_mongo.mongo import (
     MongoEventStore,
     MongoProjectionWorker,
@@ -33,7 +33,7 @@ from cqrs_mongo.mongo import (
     MongoUnitOfWorkFactory,
     create_client,
 )
-from cqrs_mongo.testing import CommandCounter, EmbeddedMongoServer
+from cqrs_mongo.testing import CommandCounter
 
 BATCH = 100
 MAX_AWAIT_MS = 100
@@ -129,13 +129,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--writers", type=int, default=5)
     parser.add_argument("--events", type=int, default=200, help="appends per writer")
     args = parser.parse_args(argv)
-    uri = os.environ.get("MONGODB_URI")
-    server = None if uri else EmbeddedMongoServer(in_process=False)
-    if server is not None:
-        server.start()
-        uri = server.uri
-    assert uri is not None
-    try:
+    async with server_uri() as (uri, _):
         results = {}
         for side in ("raw", "cqrs-mongo", "raw", "cqrs-mongo"):
             results.setdefault(side, []).append(
@@ -156,9 +150,6 @@ async def main(argv: Sequence[str] | None = None) -> None:
         print(
             f"steady state, {args.writers} writers: cqrs-mongo applies {ours / raw:.2f}x raw's rate"
         )
-    finally:
-        if server is not None:
-            server.stop()
 
 
 if __name__ == "__main__":
