@@ -163,8 +163,8 @@ async def test_a_batch_that_committed_but_raised_is_not_applied_again(
 async def test_every_query_shape_of_a_catch_up_walks_the_events_index(mongo_db: Any) -> None:
     from bson import Timestamp
 
-    from cqrs_mongo.mongo.eventsourcing.event_store import STREAM_VERSION_INDEX
-    from cqrs_mongo.mongo.projections.batch_applier import EVENT_ORDER, gap_filter
+    from cqrs_mongo.mongo.eventsourcing.event_store import STREAM_ORDER, STREAM_VERSION_INDEX
+    from cqrs_mongo.mongo.projections.batch_applier import gap_filter
     from cqrs_mongo.mongo.projections.event_feed import FeedPosition, MongoEventFeed
 
     events = mongo_db["events"]
@@ -190,8 +190,8 @@ async def test_every_query_shape_of_a_catch_up_walks_the_events_index(mongo_db: 
                 "explain": {
                     "find": "events",
                     "filter": shape,
-                    "sort": dict(EVENT_ORDER),
-                    "hint": dict(EVENT_ORDER),
+                    "sort": dict(STREAM_ORDER),
+                    "hint": dict(STREAM_ORDER),
                 },
                 "verbosity": "executionStats",
             }
@@ -209,7 +209,7 @@ async def test_every_query_shape_of_a_catch_up_walks_the_events_index(mongo_db: 
         (
             await mongo_db.command(
                 {
-                    "explain": {"find": "events", "filter": shape, "hint": dict(EVENT_ORDER)},
+                    "explain": {"find": "events", "filter": shape, "hint": dict(STREAM_ORDER)},
                     "verbosity": "executionStats",
                 }
             )

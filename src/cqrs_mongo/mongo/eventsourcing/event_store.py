@@ -31,9 +31,11 @@ from cqrs_mongo.persistence.unit_of_work import flush_held
 
 DEFAULT_EVENTS_COLLECTION = "events"
 
-STREAM_VERSION_INDEX = IndexModel(
-    [("stream_id", ASCENDING), ("version", ASCENDING)], unique=True, name="stream_id_1_version_1"
-)
+STREAM_ORDER = [("stream_id", ASCENDING), ("version", ASCENDING)]
+"""The events' ``(stream_id, version)`` order: the key of :data:`STREAM_VERSION_INDEX`, the
+sort of every read of several streams, and the hint where a planner could scan instead."""
+
+STREAM_VERSION_INDEX = IndexModel(STREAM_ORDER, unique=True, name="stream_id_1_version_1")
 """The unique index every append relies on: inserting a taken version fails."""
 
 # Asked of the server as the cursor's batch size so that loading many streams is one round
@@ -344,13 +346,8 @@ class MongoEventStore:
         self, stream_id: Any, *, after_version: int = 0, uow: Any = None
     ) -> list[StoredEvent]:
         """The events of one stream with a version above ``after_version``, oldest first."""
-        await flush_held(uow)
-        cursor = self.collection.find(
-            streams_filter({stream_id: after_version}),
-            session=_session(uow),
-            batch_size=READ_BATCH_SIZE,
-        ).sort("version", ASCENDING)
-        return [event_from_document(doc) for doc in await driver.to_list(cursor)]
+        documents = await self._find_streams({stream_id: after_version}, uow)
+        return [event_from_document(doc) for doc in documents]
 
     async def read_streams(
         self, after_versions: Mapping[Any, int], *, uow: Any = None
@@ -391,13 +388,13 @@ class MongoEventStore:
             return []
         await flush_held(uow)  # a write the unit holds back is read too
         query = streams_filter(after_versions)
-        order = _ONE_STREAM_ORDER if len(after_versions) == 1 else _STREAMS_ORDER
+        order = _ONE_STREAM_ORDER if len(after_versions) == 1 else STREAM_ORDER
         options: dict[str, Any] = {}
         if "$or" in query:
             # Named only for an $or of index ranges (snapshots at different versions), which
             # the embedded server answers with a collection scan. Not for a plain $in: it
             # seeks the index unhinted, and its hinted path there is ~4x slower per key.
-            options["hint"] = _STREAMS_ORDER
+            options["hint"] = STREAM_ORDER
         cursor = self.collection.find(
             query, session=_session(uow), batch_size=READ_BATCH_SIZE, sort=order, **options
         )
@@ -437,7 +434,6 @@ class MongoEventStore:
         return actual if actual > start else None
 
 
-_STREAMS_ORDER = [("stream_id", ASCENDING), ("version", ASCENDING)]
 # One stream (an equality on stream_id) in the same order, by its version alone: what a hand
 # written load sends. mongod reads both from the (stream_id, version) index without sorting;
 # a server that sorts the matches in memory (the embedded one does) sorts on one key, not two

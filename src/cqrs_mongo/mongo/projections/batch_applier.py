@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
-
 from cqrs_mongo.errors import ProjectionGapError
 from cqrs_mongo.eventsourcing import StoredEvent
 from cqrs_mongo.mongo import driver
+from cqrs_mongo.mongo.eventsourcing.event_store import STREAM_ORDER
 from cqrs_mongo.mongo.projections.event_feed import FeedItem, decode_event
 from cqrs_mongo.mongo.projections.lease import ProjectionLease
 from cqrs_mongo.mongo.projections.projection_store import (
@@ -41,9 +40,6 @@ from cqrs_mongo.mongo.projections.projection_store import (
 )
 from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWork
 from cqrs_mongo.projections import Projection, identity_key
-
-EVENT_ORDER = [("stream_id", ASCENDING), ("version", ASCENDING)]
-"""The events index, in whose order gap fills are read."""
 
 
 def gap_filter(gaps: Sequence[tuple[Any, int, int]]) -> dict[str, Any]:
@@ -282,7 +278,7 @@ class BatchApplier:
             return {}
         query = gap_filter([(sid, low, high) for sid, _, low, high in gaps])
         # Hinted: without it the embedded server answers an $or of ranges with a scan.
-        cursor = self.events.find(query, session=session, sort=EVENT_ORDER, hint=EVENT_ORDER)
+        cursor = self.events.find(query, session=session, sort=STREAM_ORDER, hint=STREAM_ORDER)
         found: dict[Hashable, list[tuple[StoredEvent, str | None]]] = {}
         for document in await driver.to_list(cursor):
             found.setdefault(identity_key(document.get("stream_id")), []).append(

@@ -32,7 +32,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId, Timestamp
-from pymongo import ASCENDING
 from pymongo.errors import OperationFailure
 from pymongo.read_concern import ReadConcern
 
@@ -41,6 +40,7 @@ from cqrs_mongo.eventsourcing import StoredEvent
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.eventsourcing.event_store import (
     DEFAULT_EVENTS_COLLECTION,
+    STREAM_ORDER,
     event_from_document,
 )
 
@@ -280,9 +280,13 @@ class MongoEventFeed:
             for query in self._catch_up_filters(position):
                 if count >= cap:
                     break
-                found = await self.collection.count_documents(query, limit=cap - count, hint=_ORDER)
+                found = await self.collection.count_documents(
+                    query, limit=cap - count, hint=STREAM_ORDER
+                )
                 if found and oldest is None:
-                    first = await self.collection.find_one(query, sort=_ORDER, hint=_ORDER)
+                    first = await self.collection.find_one(
+                        query, sort=STREAM_ORDER, hint=STREAM_ORDER
+                    )
                     oldest = None if first is None else first["occurred_at"]
                 count += found
             return count, oldest, count >= cap
@@ -318,7 +322,10 @@ class MongoEventFeed:
                 if self._catch_up_cursor is None:
                     majority = self.collection.with_options(read_concern=ReadConcern("majority"))
                     self._catch_up_cursor = majority.find(
-                        self._catch_up_queries[0], sort=_ORDER, hint=_ORDER, batch_size=limit
+                        self._catch_up_queries[0],
+                        sort=STREAM_ORDER,
+                        hint=STREAM_ORDER,
+                        batch_size=limit,
                     )
                 documents.extend(await self._catch_up_cursor.to_list(limit - len(documents)))
                 if len(documents) < limit:  # this range of the keyset is exhausted
@@ -423,9 +430,6 @@ class MongoEventFeed:
             if exc.code in HISTORY_LOST_CODES:
                 raise _history_lost(exc) from exc
             raise
-
-
-_ORDER = [("stream_id", ASCENDING), ("version", ASCENDING)]
 
 
 async def _resolve_watch(opened: Any) -> Any:

@@ -220,8 +220,7 @@ class MongoProjectionWorker:
             if not task.cancelled():
                 raise
         finally:
-            self._position = None
-            self.store.positions.forget()
+            self._forget()
             await self.feed.close()
             if graceful:
                 with contextlib.suppress(Exception):
@@ -287,8 +286,7 @@ class MongoProjectionWorker:
         as :meth:`run_until_caught_up` or :meth:`replay_parked`), so that another worker,
         or a later call from elsewhere, need not wait for it to expire."""
         if self._life.state is WorkerState.STOPPED and self.lease.token is not None:
-            self.store.positions.forget()
-            self._position = None
+            self._forget()
             await self.feed.close()
             await self.lease.release()
 
@@ -349,9 +347,7 @@ class MongoProjectionWorker:
         if self.lease.held(collection):
             self._standby = False
             return True
-        self.store.positions.forget()  # the caches are only good for one unbroken term
-        self.store.forget_held()
-        self._position = None
+        self._forget()  # what it remembers is only good for one unbroken term
         await self.feed.close()
         self._standby = not await self.lease.acquire(collection)
         return not self._standby
@@ -469,10 +465,12 @@ class MongoProjectionWorker:
             # positions, parked streams and its feed position may be behind what is durable.
             # Forgetting it makes the next batch start from the stored checkpoint and read
             # positions inside its own snapshot, so nothing is applied twice.
-            self._distrust()
+            self._forget()
             raise
 
-    def _distrust(self) -> None:
+    def _forget(self) -> None:
+        """Drop what the worker remembers between batches (its feed position, the positions
+        and parked streams it read or wrote): the next batch starts from the checkpoint."""
         self._position = None
         self.store.positions.forget()
         self.store.forget_held()

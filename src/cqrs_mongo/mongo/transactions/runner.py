@@ -161,15 +161,32 @@ async def run_with_retries(
                     # Keep the turn across retries (a holder that loses again to a first
                     # attempt goes on holding), and re-take all keys at once, in order,
                     # when the set grows: never wait for one key while holding another.
-                    await turns.aclose()
-                    try:
-                        await turns.enter_async_context(queue.hold(wanted, budget.remaining()))
-                    except TimeoutError as waited:
-                        raise budget.give_up(exc) from waited
+                    await take_turns(turns, queue, wanted, budget, exc)
                     contended = wanted
                 await asyncio.sleep(budget.next_delay())
                 continue
             return result
+
+
+async def take_turns(
+    turns: contextlib.AsyncExitStack,
+    queue: ConflictQueue,
+    keys: frozenset[Hashable],
+    budget: RetryBudget,
+    failure: BaseException,
+) -> None:
+    """Give back the turns held in ``turns`` and take those of ``keys``, all at once (never
+    waiting for one key while holding another), within the budget's remaining time.
+
+    Raises:
+        TransactionError: the turns could not be taken before the budget ran out (chained
+            from the timeout; ``failure`` is the attempt's error it reports).
+    """
+    await turns.aclose()
+    try:
+        await turns.enter_async_context(queue.hold(keys, budget.remaining()))
+    except TimeoutError as waited:
+        raise budget.give_up(failure) from waited
 
 
 def contention_keys(uow: UnitOfWork) -> frozenset[Hashable]:
@@ -208,14 +225,9 @@ class TransactionAttempts(Generic[U]):
             await self._release()
             raise StopAsyncIteration
         if self._queue is not None and self._wanted != self._contended:
-            # As in run_with_retries: all keys at once, never one while holding another.
-            await self._turns.aclose()
-            try:
-                await self._turns.enter_async_context(
-                    self._queue.hold(self._wanted, self._budget.remaining())
-                )
-            except TimeoutError as waited:
-                raise self._budget.give_up(self._failure or waited) from waited
+            failure = self._failure
+            assert failure is not None  # keys are wanted only after a failed attempt
+            await take_turns(self._turns, self._queue, self._wanted, self._budget, failure)
             self._contended = self._wanted
         if self._delay:
             await asyncio.sleep(self._delay)
