@@ -26,6 +26,7 @@ from cqrs_mongo.eventsourcing.stored_event import StoredEvent
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.codecs import ENCODING_ERRORS
 from cqrs_mongo.mongo.errors import conflict_error, is_conflict, is_too_large, unstorable_error
+from cqrs_mongo.mongo.transactions.unit_of_work import send_write
 from cqrs_mongo.persistence.hooks import current_trace_context, observed
 from cqrs_mongo.persistence.unit_of_work import flush_held
 
@@ -303,14 +304,10 @@ class MongoEventStore:
             collection = database[self.collection_name]
             await self._insert(collection, documents, session, in_transaction, expected, start)
 
-        single = getattr(uow, "write_single", None) if len(documents) == 1 else None
-        if single is not None and exact is not None:
-            # One event at a known version is one document: the unit may send it alone,
-            # without a transaction, when nothing else happens in it.
-            await single(write)
-        else:
-            await flush_held(uow)
-            await write(self.database, session, bool(getattr(uow, "in_transaction", False)))
+        # One event at a known version is one document: the unit may send it alone,
+        # without a transaction, when nothing else happens in it.
+        single = len(documents) == 1 and exact is not None
+        await send_write(write, uow, self.database, session, single=single)
         return stored
 
     async def _insert(

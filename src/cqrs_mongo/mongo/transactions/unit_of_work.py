@@ -35,7 +35,7 @@ from cqrs_mongo.mongo.transactions.runner import (
     run_with_retries,
 )
 from cqrs_mongo.persistence.hooks import HookEvent, Hooks, notify_observers
-from cqrs_mongo.persistence.unit_of_work import UnitOfWork
+from cqrs_mongo.persistence.unit_of_work import UnitOfWork, flush_held
 
 logger = logging.getLogger("cqrs_mongo.mongo.transactions.unit_of_work")
 
@@ -412,6 +412,23 @@ class MongoUnitOfWork(UnitOfWork):
         return is_timeout(failure) or any(
             isinstance(error, ConnectionFailure) for error in _chain(failure)
         )
+
+
+async def send_write(
+    write: SingleWrite, uow: Any, database: Any, session: Any, *, single: bool
+) -> None:
+    """Send one write of the package in ``uow`` (which may be ``None``).
+
+    A ``single``-document write goes to :meth:`MongoUnitOfWork.write_single`, which may hold
+    it back and send it alone at commit; any other write (or a unit without that seam) goes
+    now, after whatever the unit holds back, to ``database`` in ``session``.
+    """
+    hold = getattr(uow, "write_single", None) if single else None
+    if hold is not None:
+        await hold(write)
+        return
+    await flush_held(uow)
+    await write(database, session, bool(getattr(uow, "in_transaction", False)))
 
 
 def _warn_once(client: Any, topology: str) -> None:
