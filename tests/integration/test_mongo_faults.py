@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from pymongo.errors import OperationFailure, PyMongoError
+from tests.integration.counted_clients import counted_client
 
 from cqrs_mongo.domain import AggregateRoot
 from cqrs_mongo.errors import ConcurrencyError, TransactionError
@@ -38,16 +38,8 @@ def counter() -> CommandCounter:
 
 @pytest_asyncio.fixture
 async def client(mongo_server: Any, counter: CommandCounter) -> AsyncIterator[Any]:
-    # A short heartbeat: a "shutting down" error (91) makes the driver re-check the server
-    # before retrying, and the default 10 s heartbeat would make these tests slow.
-    client = create_client(mongo_server.uri, event_listeners=[counter], heartbeatFrequencyMS=500)
-    name = f"faults_{uuid.uuid4().hex[:12]}"
-    client.test_database_name = name
-    try:
+    async with counted_client(mongo_server.uri, counter, "faults") as client:
         yield client
-    finally:
-        await client.drop_database(name)
-        await client.close()
 
 
 def factory_for(client: Any, **options: Any) -> MongoUnitOfWorkFactory:

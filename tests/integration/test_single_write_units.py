@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from tests.integration.counted_clients import counted_client
 
 from cqrs_mongo import PersistenceDispatcher, PersistenceRegistry
 from cqrs_mongo.cache import InMemoryCacheService
@@ -61,14 +62,8 @@ def counter() -> CommandCounter:
 
 @pytest_asyncio.fixture
 async def client(mongo_server: Any, counter: CommandCounter) -> AsyncIterator[Any]:
-    client = create_client(mongo_server.uri, event_listeners=[counter], heartbeatFrequencyMS=500)
-    name = f"single_{uuid.uuid4().hex[:12]}"
-    client.test_database_name = name
-    try:
+    async with counted_client(mongo_server.uri, counter, "single") as client:
         yield client
-    finally:
-        await client.drop_database(name)
-        await client.close()
 
 
 @pytest.fixture
