@@ -20,6 +20,9 @@ E = TypeVar("E", bound=type[DomainEvent])
 _APPLY_PREFIX = "apply_"
 _BASE_VALIDATE = DomainEvent.model_validate.__func__  # type: ignore[attr-defined]
 
+Validator = Callable[[dict[str, Any]], DomainEvent]
+"""Validates an event's fields (payload and envelope, one flat dict) into its event."""
+
 
 class EventRegistry:
     """Maps stored type names to event classes and decodes stored events into them.
@@ -105,9 +108,7 @@ class EventRegistry:
     def __iter__(self) -> Iterator[type[DomainEvent]]:
         return iter(self._classes.values())
 
-    def validator_for(
-        self, event_type: str, schema_version: int
-    ) -> Callable[[dict[str, Any]], DomainEvent] | None:
+    def validator_for(self, event_type: str, schema_version: int) -> Validator | None:
         """What validates an event of ``event_type`` stored at ``schema_version``, when that
         is all decoding it takes; ``None`` when it takes more (see :meth:`to_event`).
 
@@ -154,13 +155,12 @@ class EventRegistry:
             raise invalid_payload(stored, exc) from exc
 
 
-def _validator(event_class: type[DomainEvent]) -> Callable[[dict[str, Any]], DomainEvent]:
+def _validator(event_class: type[DomainEvent]) -> Validator:
     if event_class.model_validate.__func__ is _BASE_VALIDATE:  # type: ignore[attr-defined]
         # What model_validate does, minus its Python wrapper: runs for every event read.
-        return cast(
-            Callable[[dict[str, Any]], DomainEvent],
-            event_class.__pydantic_validator__.validate_python,
-        )
+        # (The cast names a module-level alias: a Callable[...] written here would be built
+        # anew on every call.)
+        return cast(Validator, event_class.__pydantic_validator__.validate_python)
     return event_class.model_validate
 
 
