@@ -42,6 +42,7 @@ from cqrs_mongo.mongo.eventsourcing.event_store import (
     DEFAULT_EVENTS_COLLECTION,
     STREAM_ORDER,
     event_from_document,
+    is_plainly_well_formed,
 )
 
 # InvalidResumeToken, ChangeStreamFatalError ("resume token was not found"), and
@@ -60,6 +61,13 @@ _BRACKETS = (
     "objectId",
     "bool",
     "date",
+)
+
+
+# Stream id types the fast path of decode_event takes without undecodable_reason's checks
+# (None, documents and arrays are among those it names).
+_SCALAR_STREAM_IDS: frozenset[type[Any]] = frozenset(
+    {str, int, float, uuid.UUID, ObjectId, bytes, datetime}
 )
 
 
@@ -140,6 +148,10 @@ def decode_event(document: Mapping[str, Any]) -> tuple[StoredEvent, str | None]:
     The stand-in keeps the stream id and version when they are usable (version 0 when not,
     which holds every later event of the stream behind it).
     """
+    if type(document.get("stream_id")) in _SCALAR_STREAM_IDS and is_plainly_well_formed(document):
+        # What the store writes (nearly every event read): nothing undecodable_reason looks
+        # for can be wrong with it, so its checks are not run again.
+        return event_from_document(document), None
     reason = undecodable_reason(document)
     if reason is None:
         try:
