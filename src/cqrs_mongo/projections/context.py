@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cqrs_mongo.errors import ProjectionError
@@ -62,13 +62,6 @@ def _overlaps(on_insert: Mapping[str, Any], update: Update) -> bool:
     return False
 
 
-@dataclass(slots=True)
-class _Pending:
-    update: Update
-    upsert: bool
-    on_insert: dict[str, Any] = field(default_factory=dict)
-
-
 class ProjectionContext(ABC):
     """What a projection handler receives with each event: its envelope and buffered writes.
 
@@ -78,7 +71,8 @@ class ProjectionContext(ABC):
 
     def __init__(self) -> None:
         self._stored: StoredEvent | None = None
-        self._pending: dict[Hashable, tuple[Any, _Pending]] = {}
+        # The event's writes so far, one per document (merged as they come), by id key.
+        self._pending: dict[Hashable, ProjectionWrite] = {}
 
     @property
     def stored(self) -> StoredEvent:
@@ -150,23 +144,23 @@ class ProjectionContext(ABC):
 
     def end_event(self) -> list[ProjectionWrite]:
         """The writes of the event that just ran, in the order documents were touched."""
-        writes = [
-            ProjectionWrite(doc_id, pending.update, pending.on_insert, pending.upsert)
-            for doc_id, pending in self._pending.values()
-        ]
+        writes = list(self._pending.values())
         self._stored = None
         self._pending.clear()
         return writes
 
     def _add(self, doc_id: Any, update: Update, *, upsert: bool) -> None:
-        self.stored  # noqa: B018 - raises when idle, before anything is buffered
-        on_insert = update.pop("$setOnInsert", {})
+        if self._stored is None:
+            self.stored  # noqa: B018 - raises the idle context's error, before anything is buffered
+        # ``update`` is check_update's copy: taking $setOnInsert out of it changes nothing
+        # of the handler's.
+        on_insert = update.pop("$setOnInsert", None)
         key = identity_key(doc_id)
         known = self._pending.get(key)
         if known is None:
-            self._pending[key] = (doc_id, _Pending(update, upsert, dict(on_insert)))
+            self._pending[key] = ProjectionWrite(doc_id, update, dict(on_insert or ()), upsert)
             return
-        pending = known[1]
-        pending.update = merge_updates(pending.update, update)
-        pending.upsert = pending.upsert or upsert
-        pending.on_insert.update(on_insert)
+        known.update = merge_updates(known.update, update)
+        known.upsert = known.upsert or upsert
+        if on_insert:
+            known.on_insert.update(on_insert)
