@@ -3,6 +3,7 @@ transaction; any unit that does more runs in a transaction, as before (embedded 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
@@ -519,6 +520,27 @@ async def test_a_retryable_error_to_the_deadline_is_an_unknown_outcome_and_not_r
         with pytest.raises(CommitOutcomeUnknownError):
             await factory.run(create)
     assert runs == 1
+
+
+async def test_a_write_that_outlives_its_limit_is_an_unknown_outcome_within_the_limit(
+    client: Any,
+) -> None:
+    # The lone write runs under a client-side limit (not the driver's deadline): when it
+    # expires the unit ends at once, as an unknown outcome, rolled back in memory and fenced.
+    factory = MongoUnitOfWorkFactory(client, client.test_database_name, max_commit_seconds=0.5)
+    customer = Customer(id="f-slow")
+    uow = factory()
+    started = time.monotonic()
+    with pytest.raises(CommitOutcomeUnknownError) as caught:
+        async with fail_command(client, ["insert"], block_ms=3_000), uow:
+            await CustomerRepository().persist(customer, uow)
+    assert time.monotonic() - started < 2.5  # the limit, the fence and the failpoint's reset
+    assert not caught.value.retryable
+    assert uow.may_have_committed
+    assert customer.version == 0
+    # Whatever the server did with it, the write is there at most once, and the object can
+    # be written again only through a fresh read (a re-send would be a conflict, not a copy).
+    assert await stored(client) in ([], [{"_id": "f-slow", "name": "", "version": 1}])
 
 
 async def test_a_write_concern_error_is_committed_without_its_write_concern(
