@@ -111,8 +111,10 @@ def get_database(client: Any, name: str) -> Any:
 
 
 async def _resolve(value: Any) -> Any:
-    # Motor returns futures (or plain values) where pymongo async has coroutines.
-    if inspect.isawaitable(value):
+    # Motor returns futures (or plain values) where pymongo async has coroutines. Looked up
+    # on the type (what ``await`` uses): inspect.isawaitable falls back to an ABC check,
+    # slow for the plain values (a session, None) this sees on every unit of work.
+    if getattr(type(value), "__await__", None) is not None:
         return await value
     return value
 
@@ -228,6 +230,19 @@ async def end_session(session: Any | None) -> None:
         await _resolve(session.end_session())
 
 
+_MAJORITY = WriteConcern("majority")
+_READ_CONCERNS: dict[str | None, ReadConcern | None] = {None: None, "": None}
+
+
+def _read_concern(level: str | None) -> ReadConcern | None:
+    # Read concerns are immutable: one per level, not one per transaction.
+    try:
+        return _READ_CONCERNS[level]
+    except KeyError:
+        concern = _READ_CONCERNS[level] = ReadConcern(level)
+        return concern
+
+
 async def start_transaction(
     session: Any,
     *,
@@ -238,8 +253,8 @@ async def start_transaction(
     """Start a transaction on ``session``: majority writes, primary reads, ``read_concern``."""
     await _resolve(
         session.start_transaction(
-            read_concern=ReadConcern(read_concern) if read_concern else None,
-            write_concern=write_concern or WriteConcern("majority"),
+            read_concern=_read_concern(read_concern),
+            write_concern=write_concern or _MAJORITY,
             read_preference=ReadPreference.PRIMARY,
             max_commit_time_ms=max_commit_time_ms,
         )
