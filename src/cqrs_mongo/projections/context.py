@@ -88,7 +88,8 @@ class ProjectionContext(ABC):
     @property
     def stream_id(self) -> Any:
         """The id of the stream the event belongs to."""
-        return self.stored.stream_id
+        stored = self._stored  # not through .stored: handlers read it for every event
+        return (stored if stored is not None else self.stored).stream_id
 
     @property
     def version(self) -> int:

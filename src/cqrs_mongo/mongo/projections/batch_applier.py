@@ -121,21 +121,23 @@ class BatchApplier:
         """
         started = time.monotonic()
         session = uow.session
-        stream_ids = list(
-            {identity_key(i.event.stream_id): i.event.stream_id for i in items}.values()
-        )
+        keys = [identity_key(item.event.stream_id) for item in items]  # once per event
+        sids = (item.event.stream_id for item in items)
+        stream_ids = list(dict(zip(keys, sids, strict=True)).values())
         held = await self.store.held_streams(collection, stream_ids, session=session)
         positions = await self.store.positions.load(
-            collection, stream_ids, session=session, unapplied=_first_reads(items)
+            collection, stream_ids, session=session, unapplied=_first_reads(items, keys)
         )
         result = BatchResult(consumed=len(items), read=dict(positions))
-        fills = await self._gap_fills(items, positions, held, session, result)
+        fills = await self._gap_fills(items, keys, positions, held, session, result)
         ctx = self.store.context(collection, session)
         for index, item in enumerate(items):
             if index and time.monotonic() - started > self.max_seconds:
                 result.consumed = index
                 break
-            await self._apply_item(ctx, collection, item, index, positions, held, fills, result)
+            await self._apply_item(
+                ctx, collection, item, keys[index], index, positions, held, fills, result
+            )
         try:
             await ctx.flush()
         except StagedWriteError as exc:
@@ -177,6 +179,7 @@ class BatchApplier:
         ctx: MongoProjectionContext,
         collection: str,
         item: FeedItem,
+        key: Hashable,
         index: int,
         positions: dict[Hashable, int],
         held: dict[Hashable, int],
@@ -184,7 +187,6 @@ class BatchApplier:
         result: BatchResult,
     ) -> None:
         stored = item.event
-        key = identity_key(stored.stream_id)
         applied = positions.get(key, 0)
         if item.undecodable is not None:
             if 0 < stored.version <= applied:
@@ -216,7 +218,7 @@ class BatchApplier:
             return
         for filler in fills.get((key, stored.version), ()):
             await self.run_handler(ctx, filler, index)
-            self._moved(positions, result, filler)
+            self._moved(positions, result, key, filler)
         if stored.version != positions.get(key, 0) + 1:
             gap = ProjectionGapError(
                 f"Projection {self.projection.name!r}: event {stored.stream_id!r}"
@@ -225,11 +227,12 @@ class BatchApplier:
             )
             raise HandlerFailed(index, gap)
         await self.run_handler(ctx, stored, index)
-        self._moved(positions, result, stored)
+        self._moved(positions, result, key, stored)
 
     @staticmethod
-    def _moved(positions: dict[Hashable, int], result: BatchResult, stored: StoredEvent) -> None:
-        key = identity_key(stored.stream_id)
+    def _moved(
+        positions: dict[Hashable, int], result: BatchResult, key: Hashable, stored: StoredEvent
+    ) -> None:
         positions[key] = stored.version
         result.moved[key] = (stored.stream_id, stored.version)
 
@@ -254,6 +257,7 @@ class BatchApplier:
     async def _gap_fills(
         self,
         items: Sequence[FeedItem],
+        keys: Sequence[Hashable],
         positions: Mapping[Hashable, int],
         held: Mapping[Hashable, int],
         session: Any,
@@ -263,11 +267,10 @@ class BatchApplier:
         the stream's events in between, read in one query (empty when there is no gap)."""
         expected = dict(positions)
         gaps: list[tuple[Any, Hashable, int, int]] = []
-        for item in items:
+        for item, key in zip(items, keys, strict=True):
             if item.undecodable is not None:
                 continue
             stored = item.event
-            key = identity_key(stored.stream_id)
             last = expected.get(key, 0)
             if stored.version <= last or (key in held and stored.version >= held[key]):
                 continue
@@ -298,7 +301,7 @@ class BatchApplier:
         return fills
 
 
-def _first_reads(items: Sequence[FeedItem]) -> set[Hashable]:
+def _first_reads(items: Sequence[FeedItem], keys: Sequence[Hashable]) -> set[Hashable]:
     """The streams whose position is known to be 0 without reading it.
 
     In a fresh catch-up round (started with no stored positions) the feed reads each stream
@@ -311,8 +314,7 @@ def _first_reads(items: Sequence[FeedItem]) -> set[Hashable]:
         return set()
     seen: set[Hashable] = set()
     unapplied: set[Hashable] = set()
-    for item in items:
-        key = identity_key(item.event.stream_id)
+    for item, key in zip(items, keys, strict=True):
         if key in seen:
             continue
         seen.add(key)
