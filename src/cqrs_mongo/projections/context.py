@@ -146,9 +146,13 @@ class ProjectionContext(ABC):
     def end_event(self) -> list[ProjectionWrite]:
         """The writes of the event that just ran, in the order documents were touched."""
         writes = list(self._pending.values())
+        self._end()
+        return writes
+
+    def _end(self) -> None:
+        # The context goes idle; a store reading self._pending itself calls this after.
         self._stored = None
         self._pending.clear()
-        return writes
 
     def _add(self, doc_id: Any, update: Update, *, upsert: bool) -> None:
         if self._stored is None:

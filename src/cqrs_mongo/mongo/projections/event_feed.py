@@ -119,7 +119,6 @@ class FeedPosition:
         )
 
 
-@dataclass(frozen=True, slots=True)
 class FeedItem:
     """One event from the feed, with the position just after it.
 
@@ -131,14 +130,75 @@ class FeedItem:
         undecodable: why the stored document could not be decoded (``event`` is then a
             stand-in holding what could be read: stream id, version, type).
         raw: the stored document, for an undecodable event.
+
+    Read-only by convention. A catch-up item builds its position only when asked (see
+    :meth:`caught_up`): a batch asks for one or two of them, the read makes one per event.
     """
 
-    event: StoredEvent
-    position: FeedPosition
-    cluster_time: Timestamp | None = None
-    committed_at: datetime | None = None
-    undecodable: str | None = None
-    raw: Mapping[str, Any] | None = None
+    __slots__ = (
+        "_base",
+        "_position",
+        "cluster_time",
+        "committed_at",
+        "event",
+        "raw",
+        "undecodable",
+    )
+
+    def __init__(
+        self,
+        event: StoredEvent,
+        position: FeedPosition,
+        cluster_time: Timestamp | None = None,
+        committed_at: datetime | None = None,
+        undecodable: str | None = None,
+        raw: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.event = event
+        self._position: FeedPosition | None = position
+        self._base: FeedPosition | None = None
+        self.cluster_time = cluster_time
+        self.committed_at = committed_at
+        self.undecodable = undecodable
+        self.raw = raw
+
+    @classmethod
+    def caught_up(
+        cls,
+        event: StoredEvent,
+        undecodable: str | None,
+        base: FeedPosition,
+        raw: Mapping[str, Any],
+    ) -> FeedItem:
+        """A catch-up item: its position is ``base`` moved past ``raw``'s stored
+        ``(stream_id, version)`` (the keyset goes on from the stored values, decodable or
+        not)."""
+        item = cls.__new__(cls)
+        item.event = event
+        item._position = None
+        item._base = base
+        item.cluster_time = item.committed_at = None
+        item.undecodable = undecodable
+        item.raw = raw
+        return item
+
+    @property
+    def position(self) -> FeedPosition:
+        """The feed position after this event (its checkpoint once applied)."""
+        position = self._position
+        if position is None:
+            base, raw = self._base, self.raw
+            assert base is not None  # set with raw by caught_up
+            assert raw is not None
+            position = self._position = FeedPosition(
+                start_at=base.start_at,
+                after=(raw.get("stream_id"), raw.get("version")),  # type: ignore[arg-type]
+                fresh=base.fresh,
+            )
+        return position
+
+    def __repr__(self) -> str:
+        return f"FeedItem({self.event!r}, {self.position!r}, undecodable={self.undecodable!r})"
 
 
 def decode_event(document: Mapping[str, Any]) -> tuple[StoredEvent, str | None]:
@@ -349,16 +409,8 @@ class MongoEventFeed:
         except BaseException:
             await self._close_catch_up()
             raise
-        items = []
-        for document in documents:
-            event, reason = decode_event(document)
-            # The keyset goes on from the stored values, decodable or not.
-            after = FeedPosition(
-                start_at=position.start_at,
-                after=(document.get("stream_id"), document.get("version")),  # type: ignore[arg-type]
-                fresh=position.fresh,
-            )
-            items.append(FeedItem(event, after, undecodable=reason, raw=document))
+        caught_up = FeedItem.caught_up
+        items = [caught_up(*decode_event(document), position, document) for document in documents]
         if items:
             self._catch_up_position = items[-1].position
         else:

@@ -89,15 +89,23 @@ class MongoProjectionContext(ProjectionContext):
         Returns:
             How many documents the event touched.
         """
-        writes = self.end_event()
-        for write in writes:
-            for statement in write.statements():
-                self._staged.append(
-                    UpdateOne({"_id": write.doc_id}, statement, upsert=write.upsert)
-                )
-                self._owners.append(owner)
-            self.changed[identity_key(write.doc_id)] = write.doc_id
-        return len(writes)
+        # The event's writes straight from the context's buffer (keyed by identity_key of
+        # the document id), without end_event's list: this runs for every event applied.
+        pending = self._pending
+        staged, owners, changed = self._staged, self._owners, self.changed
+        for key, write in pending.items():
+            doc_id, upsert = write.doc_id, write.upsert
+            if write.on_insert:
+                for statement in write.statements():
+                    staged.append(UpdateOne({"_id": doc_id}, statement, upsert=upsert))
+                    owners.append(owner)
+            else:  # what statements() is without an insert-only part: the update alone
+                staged.append(UpdateOne({"_id": doc_id}, write.update, upsert=upsert))
+                owners.append(owner)
+            changed[key] = doc_id
+        count = len(pending)
+        self._end()
+        return count
 
     async def flush(self) -> None:
         """Send the staged updates in one ordered bulk write.
