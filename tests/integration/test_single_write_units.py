@@ -525,8 +525,8 @@ async def test_a_retryable_error_to_the_deadline_is_an_unknown_outcome_and_not_r
 async def test_a_write_that_outlives_its_limit_is_an_unknown_outcome_within_the_limit(
     client: Any,
 ) -> None:
-    # The lone write runs under a client-side limit (not the driver's deadline): when it
-    # expires the unit ends at once, as an unknown outcome, rolled back in memory and fenced.
+    # The lone write runs under the commit attempt's driver deadline: when it expires the
+    # unit ends at once, as an unknown outcome, rolled back in memory and fenced.
     factory = MongoUnitOfWorkFactory(client, client.test_database_name, max_commit_seconds=0.5)
     customer = Customer(id="f-slow")
     uow = factory()
