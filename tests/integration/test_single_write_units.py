@@ -487,21 +487,31 @@ async def test_an_update_retried_after_a_dropped_connection_is_not_a_false_confl
     assert [(d["name"], d["version"]) for d in await stored(client)] == [("Grace", 2)]
 
 
-async def test_a_connection_closed_on_every_try_is_an_unknown_outcome_not_a_failure(
-    client: Any,
+@pytest.mark.parametrize(
+    "failing",
+    [
+        pytest.param({"close_connection": True, "times": 10_000}, id="closed-on-every-try"),
+        pytest.param({"block_ms": 3_000}, id="blocked-past-the-deadline"),
+    ],
+)
+async def test_a_lone_write_failing_to_its_deadline_is_an_unknown_outcome_not_a_failure(
+    client: Any, failing: dict[str, Any]
 ) -> None:
-    # Within its deadline the driver retries a retryable write as often as time allows.
+    # Within its deadline the driver retries a retryable write as often as time allows; when
+    # the deadline expires the unit ends at once, rolled back in memory and fenced.
     factory = MongoUnitOfWorkFactory(client, client.test_database_name, max_commit_seconds=0.5)
-    customer = Customer(id="f-closed")
+    customer = Customer(id="f-doubt")
     uow = factory()
-    failing = {"close_connection": True, "times": 10_000}
+    started = time.monotonic()
     with pytest.raises(CommitOutcomeUnknownError) as caught:
         async with fail_command(client, ["insert"], **failing), uow:
             await CustomerRepository().persist(customer, uow)
+    assert time.monotonic() - started < 2.5  # the deadline, the fence, the failpoint's reset
     assert not caught.value.retryable
     assert uow.may_have_committed
     assert customer.version == 0  # rolled back in memory, as for an unknown commit
-    assert await stored(client) in ([], [{"_id": "f-closed", "name": "", "version": 1}])
+    # Whatever the server did with it, the write is there at most once.
+    assert await stored(client) in ([], [{"_id": "f-doubt", "name": "", "version": 1}])
 
 
 async def test_a_retryable_error_to_the_deadline_is_an_unknown_outcome_and_not_rerun(
@@ -520,27 +530,6 @@ async def test_a_retryable_error_to_the_deadline_is_an_unknown_outcome_and_not_r
         with pytest.raises(CommitOutcomeUnknownError):
             await factory.run(create)
     assert runs == 1
-
-
-async def test_a_write_that_outlives_its_limit_is_an_unknown_outcome_within_the_limit(
-    client: Any,
-) -> None:
-    # The lone write runs under the commit attempt's driver deadline: when it expires the
-    # unit ends at once, as an unknown outcome, rolled back in memory and fenced.
-    factory = MongoUnitOfWorkFactory(client, client.test_database_name, max_commit_seconds=0.5)
-    customer = Customer(id="f-slow")
-    uow = factory()
-    started = time.monotonic()
-    with pytest.raises(CommitOutcomeUnknownError) as caught:
-        async with fail_command(client, ["insert"], block_ms=3_000), uow:
-            await CustomerRepository().persist(customer, uow)
-    assert time.monotonic() - started < 2.5  # the limit, the fence and the failpoint's reset
-    assert not caught.value.retryable
-    assert uow.may_have_committed
-    assert customer.version == 0
-    # Whatever the server did with it, the write is there at most once, and the object can
-    # be written again only through a fresh read (a re-send would be a conflict, not a copy).
-    assert await stored(client) in ([], [{"_id": "f-slow", "name": "", "version": 1}])
 
 
 async def test_a_write_concern_error_is_committed_without_its_write_concern(

@@ -8,12 +8,12 @@ malformed documents alike, so the fast path can never let through what the check
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from bson import SON, ObjectId
+from tests.unit.test_event_decoding import stored_document
 
 from cqrs_mongo.mongo.eventsourcing.event_store import event_from_document
 from cqrs_mongo.mongo.projections.event_feed import decode_event, undecodable_reason
@@ -30,50 +30,32 @@ def checked_path(document: dict[str, Any]) -> tuple[Any, str | None]:
         return None, f"stored event cannot be decoded: {type(exc).__name__}: {exc}"
 
 
-def stored(**changes: Any) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "_id": uuid4(),
-        "stream_id": "acct-1",
-        "stream_type": "Account",
-        "version": 3,
-        "event_type": "Deposited",
-        "schema_version": 1,
-        "payload": {"amount": 5},
-        "metadata": {"correlation_id": "c", "causation_id": None},
-        "occurred_at": datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC),
-    }
-    document.update(changes)
-    return {k: v for k, v in document.items() if v is not _MISSING}
-
-
-_MISSING = object()
-
 DOCUMENTS = {
-    "well formed": stored(),
-    "int stream id": stored(stream_id=7),
-    "ObjectId stream id": stored(stream_id=ObjectId()),
-    "uuid stream id": stored(stream_id=uuid4()),
-    "no metadata": stored(metadata=_MISSING),
-    "no schema version": stored(schema_version=_MISSING),
-    "None stream id": stored(stream_id=None),
-    "bool stream id": stored(stream_id=True),
-    "dict stream id": stored(stream_id={"a": 1}),
-    "SON stream id": stored(stream_id=SON([("a", 1)])),
-    "OrderedDict stream id": stored(stream_id=OrderedDict(a=1)),
-    "list stream id": stored(stream_id=[1]),
-    "bool version": stored(version=True),
-    "zero version": stored(version=0),
-    "float version": stored(version=1.0),
-    "missing version": stored(version=_MISSING),
-    "string occurred_at": stored(occurred_at="2026-01-02"),
-    "None payload": stored(payload=None),
-    "missing payload": stored(payload=_MISSING),
-    "list payload": stored(payload=[1]),
-    "SON payload": stored(payload=SON([("amount", 5)])),
-    "None event type": stored(event_type=None),
-    "int event type": stored(event_type=3),
-    "bool schema version": stored(schema_version=True),
-    "missing _id": stored(_id=_MISSING),
+    "well formed": stored_document(),
+    "int stream id": stored_document(stream_id=7),
+    "ObjectId stream id": stored_document(stream_id=ObjectId()),
+    "uuid stream id": stored_document(stream_id=uuid4()),
+    "no metadata": stored_document(metadata=KeyError),
+    "no schema version": stored_document(schema_version=KeyError),
+    "None stream id": stored_document(stream_id=None),
+    "bool stream id": stored_document(stream_id=True),
+    "dict stream id": stored_document(stream_id={"a": 1}),
+    "SON stream id": stored_document(stream_id=SON([("a", 1)])),
+    "OrderedDict stream id": stored_document(stream_id=OrderedDict(a=1)),
+    "list stream id": stored_document(stream_id=[1]),
+    "bool version": stored_document(version=True),
+    "zero version": stored_document(version=0),
+    "float version": stored_document(version=1.0),
+    "missing version": stored_document(version=KeyError),
+    "string occurred_at": stored_document(occurred_at="2026-01-02"),
+    "None payload": stored_document(payload=None),
+    "missing payload": stored_document(payload=KeyError),
+    "list payload": stored_document(payload=[1]),
+    "SON payload": stored_document(payload=SON([("amount", 5)])),
+    "None event type": stored_document(event_type=None),
+    "int event type": stored_document(event_type=3),
+    "bool schema version": stored_document(schema_version=True),
+    "missing _id": stored_document(_id=KeyError),
 }
 
 
