@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import types
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -187,3 +188,25 @@ async def test_mongomock_refuses_documents_over_16_mib_as_a_server_would() -> No
             await BoxDocuments().persist(small, uow)
     assert await factory.database["events"].count_documents({}) == 0
     assert [d["_id"] for d in await stored.find({}).to_list(None)] == ["d"]
+
+
+async def test_the_driver_seam_awaits_every_kind_of_awaitable_and_nothing_else() -> None:
+    # Motor hands back futures, pymongo async coroutines, either may hand back plain values.
+    from cqrs_mongo.mongo.driver import _resolve
+
+    async def coroutine() -> str:
+        return "coroutine"
+
+    @types.coroutine
+    def generator_based() -> Any:
+        yield from asyncio.sleep(0).__await__()
+        return "generator"
+
+    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    future.set_result("future")
+    plain = {"a": 1}
+    assert await _resolve(coroutine()) == "coroutine"
+    assert await _resolve(generator_based()) == "generator"
+    assert await _resolve(future) == "future"
+    assert await _resolve(plain) is plain
+    assert await _resolve(None) is None

@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import GeneratorType
 from typing import Any, Generic, Literal, TypeVar
 
 import pymongo
@@ -113,8 +114,12 @@ def get_database(client: Any, name: str) -> Any:
 async def _resolve(value: Any) -> Any:
     # Motor returns futures (or plain values) where pymongo async has coroutines. Looked up
     # on the type (what ``await`` uses): inspect.isawaitable falls back to an ABC check,
-    # slow for the plain values (a session, None) this sees on every unit of work.
-    if getattr(type(value), "__await__", None) is not None:
+    # slow for the plain values (a session, None) this sees on every unit of work. A
+    # generator-based coroutine has no __await__: inspect still recognises it.
+    kind = type(value)
+    if getattr(kind, "__await__", None) is not None or (
+        kind is GeneratorType and inspect.isawaitable(value)
+    ):
         return await value
     return value
 
