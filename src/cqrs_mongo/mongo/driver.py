@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import sys
@@ -236,16 +237,12 @@ async def end_session(session: Any | None) -> None:
 
 
 _MAJORITY = WriteConcern("majority")
-_READ_CONCERNS: dict[str | None, ReadConcern | None] = {None: None, "": None}
 
 
+@functools.cache
 def _read_concern(level: str | None) -> ReadConcern | None:
     # Read concerns are immutable: one per level, not one per transaction.
-    try:
-        return _READ_CONCERNS[level]
-    except KeyError:
-        concern = _READ_CONCERNS[level] = ReadConcern(level)
-        return concern
+    return ReadConcern(level) if level else None
 
 
 async def start_transaction(

@@ -12,11 +12,16 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from bson import SON, ObjectId
+from bson import SON, ObjectId, Timestamp
 from tests.unit.test_event_decoding import stored_document
 
 from cqrs_mongo.mongo.eventsourcing.event_store import event_from_document
-from cqrs_mongo.mongo.projections.event_feed import decode_event, undecodable_reason
+from cqrs_mongo.mongo.projections.event_feed import (
+    FeedItem,
+    FeedPosition,
+    decode_event,
+    undecodable_reason,
+)
 
 
 def checked_path(document: dict[str, Any]) -> tuple[Any, str | None]:
@@ -73,3 +78,18 @@ def test_malformed_documents_are_named_not_decoded() -> None:
     # The table above must exercise the slow path too, or the agreement proves little.
     reasons = [decode_event(d)[1] for d in DOCUMENTS.values()]
     assert sum(reason is None for reason in reasons) == 8  # the other 17 are parked, each named
+
+
+def test_a_catch_up_item_builds_its_position_from_the_stored_values() -> None:
+    base = FeedPosition(start_at=Timestamp(7, 1), fresh=True)
+    document = stored_document(stream_id=None, version="x")  # undecodable: the keyset goes on
+    item = FeedItem.caught_up(*decode_event(document), base, document)
+    assert item.undecodable is not None
+    assert item.position == FeedPosition(start_at=Timestamp(7, 1), after=(None, "x"), fresh=True)
+    assert item.position is item.position  # built once: the feed checks identity
+
+
+def test_a_feed_item_without_its_position_or_what_makes_it_is_refused() -> None:
+    event, _ = decode_event(stored_document())
+    with pytest.raises(ValueError, match="needs its position"):
+        FeedItem(event, None)

@@ -148,15 +148,18 @@ class FeedItem:
     def __init__(
         self,
         event: StoredEvent,
-        position: FeedPosition,
+        position: FeedPosition | None,
         cluster_time: Timestamp | None = None,
         committed_at: datetime | None = None,
         undecodable: str | None = None,
         raw: Mapping[str, Any] | None = None,
+        base: FeedPosition | None = None,
     ) -> None:
+        if position is None and (base is None or raw is None):
+            raise ValueError("A feed item needs its position, or the base and raw to build it.")
         self.event = event
-        self._position: FeedPosition | None = position
-        self._base: FeedPosition | None = None
+        self._position = position
+        self._base = base  # with raw, what a position left to build is made from
         self.cluster_time = cluster_time
         self.committed_at = committed_at
         self.undecodable = undecodable
@@ -172,15 +175,8 @@ class FeedItem:
     ) -> FeedItem:
         """A catch-up item: its position is ``base`` moved past ``raw``'s stored
         ``(stream_id, version)`` (the keyset goes on from the stored values, decodable or
-        not)."""
-        item = cls.__new__(cls)
-        item.event = event
-        item._position = None
-        item._base = base
-        item.cluster_time = item.committed_at = None
-        item.undecodable = undecodable
-        item.raw = raw
-        return item
+        not), built when first asked for."""
+        return cls(event, None, None, None, undecodable, raw, base)
 
     @property
     def position(self) -> FeedPosition:
@@ -188,7 +184,7 @@ class FeedItem:
         position = self._position
         if position is None:
             base, raw = self._base, self.raw
-            assert base is not None  # set with raw by caught_up
+            assert base is not None  # __init__ refused an item without them
             assert raw is not None
             position = self._position = FeedPosition(
                 start_at=base.start_at,

@@ -95,12 +95,8 @@ class MongoProjectionContext(ProjectionContext):
         staged, owners, changed = self._staged, self._owners, self.changed
         for key, write in pending.items():
             doc_id, upsert = write.doc_id, write.upsert
-            if write.on_insert:
-                for statement in write.statements():
-                    staged.append(UpdateOne({"_id": doc_id}, statement, upsert=upsert))
-                    owners.append(owner)
-            else:  # what statements() is without an insert-only part: the update alone
-                staged.append(UpdateOne({"_id": doc_id}, write.update, upsert=upsert))
+            for statement in write.statements():
+                staged.append(UpdateOne({"_id": doc_id}, statement, upsert=upsert))
                 owners.append(owner)
             changed[key] = doc_id
         count = len(pending)
