@@ -221,7 +221,9 @@ def _hiredis_packing(connection_class: type[Any]) -> type[Any]:
     """
     packing = _packers.get(connection_class)
     if packing is None:
-        packer = HiredisRespSerializer()
+        # Typed as Any: some redis releases ship this class without annotations.
+        serializer: Any = HiredisRespSerializer
+        packer = serializer()
 
         def pack_command(self: Any, *args: Any) -> list[bytes]:
             name = args[0]
