@@ -89,6 +89,21 @@ def test_clear_only_the_persisted_events_and_restore_after_rollback() -> None:
     assert [e.owner for e in account.pending_events] == ["b", "c"]  # type: ignore[attr-defined]
 
 
+def test_pending_events_of_every_kind_of_instance() -> None:
+    # Pending events live in pydantic's private store: an aggregate made without validation
+    # (as loads rebuild them) or copied has them too, and clearing a copy's persisted events
+    # leaves the original's alone.
+    blank = Account.blank("acc-2")
+    blank.add_event(AccountRenamed(owner="b"))
+    assert [e.owner for e in blank.pending_events] == ["b"]  # type: ignore[attr-defined]
+    account = Account(id="acc-1", owner="ada")
+    account.add_event(AccountRenamed(owner="b"))
+    copy = account.model_copy()
+    copy.clear_pending_events(copy.pending_events)
+    assert copy.pending_events == ()
+    assert [e.owner for e in account.pending_events] == ["b"]  # type: ignore[attr-defined]
+
+
 def test_event_envelope_is_utc_aware_and_typed() -> None:
     event = opened()
     assert event.occurred_at.tzinfo is not None
