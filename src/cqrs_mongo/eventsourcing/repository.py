@@ -161,6 +161,7 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
         self._check_type(entity)
         if type(entity.id) not in _SCALAR_IDS:
             check_usable_id(self.stream_name, entity.id, entity.version)
+        entity_id: ID = entity.id  # (a typed name, not a cast: this runs on every append)
         ledger = _ledger_of(uow)
         if events:
             self._adopt(entity, events, ledger)
@@ -168,21 +169,22 @@ class EventSourcedRepositoryBase(ABC, Generic[A, ID]):
         pending = entity.pending_events
         new = [e for e in pending if e.event_id.int not in appended] if appended else list(pending)
         if not new:
-            return cast(ID, entity.id)
+            return entity_id
         if uow is not None:
             uow.record_write()
         previous = entity.version
         stored = await self.event_store(uow).append(
-            entity.id, new, previous, stream_type=self.stream_name, uow=uow
+            entity_id, new, previous, stream_type=self.stream_name, uow=uow
         )
-        if uow is not None and hasattr(uow, "note_applied_write"):
-            uow.note_applied_write()  # without a transaction, a rollback now warns
+        note_applied_write = getattr(uow, "note_applied_write", None)
+        if note_applied_write is not None:
+            note_applied_write()  # without a transaction, a rollback now warns
         entity.version = stored[-1].version
         ledger.track(entity, previous, new, uow)
         strategy = self._snapshot_strategy
         if strategy is not None and strategy.should_snapshot(entity, previous, entity.version):
             await self._save_snapshot(entity, uow)
-        return cast(ID, entity.id)
+        return entity_id
 
     async def _save_snapshot(self, entity: A, uow: Any) -> None:
         # A snapshot is a cache of the stream: one that cannot be taken or stored is logged
@@ -411,13 +413,23 @@ class _UnitLedger:
 
 _ledgers: WeakKeyDictionary[Any, _UnitLedger] = WeakKeyDictionary()
 
+_LEDGER_ATTRIBUTE = "_cqrs_mongo_event_ledger"
+
 
 def _ledger_of(uow: Any) -> _UnitLedger:
+    # Kept on the unit itself (it lives and dies with it); a unit that takes no attributes
+    # (slots) keeps it in a weak map instead. Asked on every append: the attribute is one
+    # lookup, where the weak map builds a weak reference with a callback per unit.
     if uow is None:
         return _UnitLedger()
-    ledger = _ledgers.get(uow)
-    if ledger is None:
-        ledger = _ledgers[uow] = _UnitLedger()
+    ledger: _UnitLedger | None = getattr(uow, _LEDGER_ATTRIBUTE, None)
+    if ledger is not None:
+        return ledger
+    ledger = _UnitLedger()
+    try:
+        setattr(uow, _LEDGER_ATTRIBUTE, ledger)
+    except AttributeError:
+        ledger = _ledgers.setdefault(uow, ledger)
     return ledger
 
 

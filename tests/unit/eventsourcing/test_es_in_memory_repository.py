@@ -121,6 +121,35 @@ async def test_persisting_twice_in_one_unit_appends_each_event_once(
     assert [e.event_type for e in stored] == ["OrderCreated", "OrderSubmitted"]
 
 
+class SlottedUnit:
+    """A unit of work of a user's that takes no attributes of its own (``__slots__``)."""
+
+    __slots__ = ("__weakref__", "_inner")
+
+    def __init__(self, inner: Any) -> None:
+        object.__setattr__(self, "_inner", inner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def test_persisting_twice_in_a_unit_that_takes_no_attributes_appends_each_event_once(
+    repository: OrderRepository, uow_factory: InMemoryUnitOfWorkFactory
+) -> None:
+    order = new_order("o-1")
+
+    async with uow_factory() as inner:
+        uow = SlottedUnit(inner)
+        await repository.persist(order, uow)
+        order.add_event(submitted("o-1"))
+        await repository.persist(order, uow)
+
+    assert order.version == 2
+    assert order.pending_events == ()
+    stored = await shared_event_store(uow_factory).read_stream("o-1")
+    assert [e.event_type for e in stored] == ["OrderCreated", "OrderSubmitted"]
+
+
 async def test_rollback_after_two_writes_restores_the_original_version(
     repository: OrderRepository, uow_factory: InMemoryUnitOfWorkFactory
 ) -> None:

@@ -123,7 +123,8 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
             ConfigurationError: ``uow`` is not a Mongo unit of work, or ``entity`` is not of
                 this repository's aggregate type.
         """
-        await self._ensure_indexes_once(uow)
+        if _database(self, uow) is not self._indexed_database:
+            await self._ensure_indexes_once(uow)
         return await super().persist(entity, uow, events=events)
 
     async def retrieve(self, ids: Sequence[ID], uow: Any) -> list[A]:
@@ -133,7 +134,8 @@ class EventSourcedRepository(EventSourcedRepositoryBase[A, ID]):
             ConfigurationError: ``uow`` is not a Mongo unit of work.
             UnknownEventTypeError: a stream holds an event type nobody registered.
         """
-        await self._ensure_indexes_once(uow)
+        if _database(self, uow) is not self._indexed_database:
+            await self._ensure_indexes_once(uow)
         return await super().retrieve(ids, uow)
 
     async def _replay_source(
