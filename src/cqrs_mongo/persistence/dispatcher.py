@@ -7,7 +7,6 @@ leaves committing to the caller; a unit of another source is refused.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar, overload
@@ -122,6 +121,7 @@ class PersistenceDispatcher:
         self.registry = registry
         self._handler_factory: HandlerFactory = handler_factory or (lambda cls: cls())
         self._handlers: dict[type[Any], Any] = {}
+        self._unit_types: dict[type[Any], bool] = {}  # unit type -> is it a UnitOfWork
         self.hooks = hooks if hooks is not None else Hooks()
 
     # --- command side ----------------------------------------------------------------------
@@ -156,6 +156,10 @@ class PersistenceDispatcher:
         target = type(entity)
         chain = self.registry.operations(target)
         source = chain[0].source
+        if not self.hooks.watched:  # the span would do nothing: not even build it
+            return await self._in_unit(
+                source, target, uow, False, self._persist, chain, entity, events
+            )
         async with self.hooks.span("apply", target, [getattr(entity, "id", None)], source):
             return await self._in_unit(
                 source, target, uow, False, self._persist, chain, entity, events
@@ -167,9 +171,11 @@ class PersistenceDispatcher:
         result: Any = None
         touched = getattr(active, "touched", None)
         if touched is not None:
-            # An unhashable id (a dict, say) is the handler's to refuse, with its own error.
-            with contextlib.suppress(TypeError):
+            # Not contextlib.suppress: that builds a context manager on every apply.
+            try:  # noqa: SIM105
                 touched.add((type(entity).__qualname__, getattr(entity, "id", None)))
+            except TypeError:
+                pass  # an unhashable id (a dict, say) is the handler's to refuse
         for position, registration in enumerate(chain):
             handler = self._handler(registration)
             if position:
@@ -374,7 +380,11 @@ class PersistenceDispatcher:
         if factory is None:
             raise SourceNotRegisteredError(source, target)
         unit = factory()
-        if isinstance(unit, UnitOfWork):
+        kind = type(unit)
+        ours = self._unit_types.get(kind)
+        if ours is None:  # an ABC check is slow enough to be worth asking once per type
+            ours = self._unit_types[kind] = isinstance(unit, UnitOfWork)
+        if ours:
             unit.read_only = read_only
             if unit.source is None:
                 unit.source = source

@@ -219,6 +219,12 @@ class Hooks:
     def __bool__(self) -> bool:
         return bool(self._hooks)
 
+    @property
+    def watched(self) -> bool:
+        """Whether a hook or a process-wide observer would see a :meth:`span` (else it is a
+        no-op, and a hot path may skip it)."""
+        return bool(self._hooks) or bool(_observers)
+
     async def emit(self, event: HookEvent) -> None:
         """Notify the process-wide observers, then call every hook with ``event``.
 

@@ -56,6 +56,9 @@ class PersistenceRegistry:
             kind: defaultdict(list) for kind in ("operation", "retrieval", "query", "query_spec")
         }
         self._sequence = itertools.count()
+        # What each lookup answered, per (kind, type): asked on every apply and fetch, it
+        # walks the type's MRO and sorts; any registration clears it.
+        self._answers: dict[tuple[Kind, type[Any]], Any] = {}
 
     def register_operation(
         self,
@@ -113,8 +116,12 @@ class PersistenceRegistry:
         Raises:
             HandlerNotRegisteredError: no operation handler serves the type.
         """
-        entries = self._lookup("operation", entity_type)
-        return sorted(entries, key=lambda r: (-r.priority, r.sequence))
+        chain = self._answers.get(("operation", entity_type))
+        if chain is None:
+            entries = self._lookup("operation", entity_type)
+            chain = tuple(sorted(entries, key=lambda r: (-r.priority, r.sequence)))
+            self._answers["operation", entity_type] = chain
+        return list(chain)
 
     def retrieval(self, entity_type: type[Any]) -> Registration:
         """The retrieval handler answering for ``entity_type``.
@@ -160,6 +167,7 @@ class PersistenceRegistry:
         self._entries[kind][target].append(
             Registration(target, handler_cls, source, priority, next(self._sequence))
         )
+        self._answers.clear()
 
     def _lookup(self, kind: Kind, target: type[Any]) -> list[Registration]:
         table = self._entries[kind]
@@ -169,4 +177,8 @@ class PersistenceRegistry:
         raise HandlerNotRegisteredError(kind.replace("_", "-"), target)
 
     def _best(self, kind: Kind, target: type[Any]) -> Registration:
-        return max(self._lookup(kind, target), key=lambda r: (r.priority, r.sequence))
+        best: Registration | None = self._answers.get((kind, target))
+        if best is None:
+            best = max(self._lookup(kind, target), key=lambda r: (r.priority, r.sequence))
+            self._answers[kind, target] = best
+        return best

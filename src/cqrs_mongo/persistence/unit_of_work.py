@@ -108,7 +108,12 @@ class UnitOfWork(ABC):
         self.attempt = 1
         # Process-wide observers (tracing) see the unit from begin to close as one span.
         self._observation: Observation | None = None
+        # What ended the unit: a rollback may need to know whether a write was in doubt.
         self._failure: BaseException | None = None
+        # Set by ``_commit`` when the store committed with a caveat the caller must hear of
+        # (MongoDB: committed without its write concern): raised once the after-commit
+        # callbacks have run, the unit committed.
+        self._commit_warning: Exception | None = None
 
     # --- the primitives a store implements -------------------------------------------------
 
@@ -135,7 +140,18 @@ class UnitOfWork(ABC):
         Raises:
             UnitOfWorkError: the unit was already started.
         """
-        self._require(UnitOfWorkState.NEW, "begin")
+        if self.state is not UnitOfWorkState.NEW:
+            self._require(UnitOfWorkState.NEW, "begin")
+        if self.hooks.watched:
+            await self._begin_observed()
+        else:
+            await self._begin()
+        self.state = UnitOfWorkState.ACTIVE
+        self._outer = _current.get()
+        self._token = _current.set(self)
+        return self
+
+    async def _begin_observed(self) -> None:
         detail = {"read_only": self.read_only, "attempt": self.attempt}
         self._observation = observe("uow", type(self), self.source, detail)
         try:
@@ -146,20 +162,24 @@ class UnitOfWork(ABC):
             raise
         if self._observation is not None:
             detail["in_transaction"] = bool(getattr(self, "in_transaction", False))
-        self.state = UnitOfWorkState.ACTIVE
-        self._outer = _current.get()
-        self._token = _current.set(self)
-        return self
 
     async def commit(self) -> None:
         """Commit the unit, then run the after-commit callbacks.
 
+        A store that committed with a caveat (MongoDB: without its write concern) raises it
+        here, after the callbacks, the unit committed.
+
         Raises:
             UnitOfWorkError: the unit is not active.
+            Exception: the store's own commit errors (see the store's unit of work).
         """
-        self._require(UnitOfWorkState.ACTIVE, "commit")
+        if self.state is not UnitOfWorkState.ACTIVE:
+            self._require(UnitOfWorkState.ACTIVE, "commit")
         try:
-            async with self.hooks.span("uow.commit", type(self), source=self.source):
+            if self.hooks.watched:
+                async with self.hooks.span("uow.commit", type(self), source=self.source):
+                    await self._commit()
+            else:
                 await self._commit()
         except BaseException:
             # Whatever went wrong (even a cancellation), the store may have committed.
@@ -168,6 +188,9 @@ class UnitOfWork(ABC):
         self._after_commit_unknown.clear()
         self.state = UnitOfWorkState.COMMITTED
         await self._run_callbacks(self._after_commit, "after-commit")
+        warning, self._commit_warning = self._commit_warning, None
+        if warning is not None:
+            raise warning
 
     async def rollback(self) -> None:
         """Discard the unit's writes, then run the rollback callbacks.
@@ -202,7 +225,8 @@ class UnitOfWork(ABC):
             try:
                 await self._close()
             finally:
-                self._end_observation(self._failure)
+                if self._observation is not None:
+                    self._end_observation(self._failure)
 
     async def __aenter__(self) -> Self:
         return await self.begin()
@@ -288,7 +312,8 @@ class UnitOfWork(ABC):
         Raises:
             UnitOfWorkError: the unit is not active, or was opened read-only.
         """
-        self._require(UnitOfWorkState.ACTIVE, "write")
+        if self.state is not UnitOfWorkState.ACTIVE:
+            self._require(UnitOfWorkState.ACTIVE, "write")
         if self.read_only:
             raise UnitOfWorkError("Unit of work is read-only.")
         self.has_written = True
@@ -325,11 +350,13 @@ class UnitOfWork(ABC):
             entity.version = version
 
     async def _run_callbacks(self, callbacks: list[Callback], kind: str) -> None:
+        if not callbacks:
+            return
         pending, callbacks[:] = list(callbacks), []
         for callback in pending:
             try:
                 outcome = callback()
-                if inspect.isawaitable(outcome):
+                if outcome is not None and inspect.isawaitable(outcome):
                     await outcome
             except Exception:
                 logger.exception("%s callback %r failed; continuing.", kind, callback)

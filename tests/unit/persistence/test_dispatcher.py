@@ -108,6 +108,26 @@ async def test_a_failing_handler_in_the_chain_rolls_back_the_whole_unit() -> Non
     assert counter.version == 0
 
 
+async def test_a_handler_registered_after_the_dispatcher_has_used_the_registry_runs_too() -> None:
+    # Lookups are remembered per type; a registration must make them be asked again.
+    registry = PersistenceRegistry()
+    registry.register_operation(Counter, CounterRepository, priority=10)
+    registry.register_retrieval(Counter, CounterRepository)
+    dispatcher, _ = make(registry)
+    await dispatcher.apply(Counter(id="c1"))
+    assert await dispatcher.fetch_domain(Counter, ["c1"]) == [Counter(id="c1", version=1)]
+
+    class Nobody(CounterRepository):
+        async def retrieve(self, ids: Sequence[str], uow: InMemoryUnitOfWork) -> list[Counter]:
+            return []
+
+    registry.register_operation(Counter, AuditWriter, priority=-5)
+    registry.register_retrieval(Counter, Nobody, priority=1)
+    await dispatcher.apply(Counter(id="c2"))
+    assert calls == ["audit:c2"]
+    assert await dispatcher.fetch_domain(Counter, ["c1"]) == []
+
+
 async def test_operation_handlers_of_one_type_must_share_a_source() -> None:
     registry = PersistenceRegistry()
     registry.register_operation(Counter, CounterRepository, source="a")
