@@ -21,8 +21,9 @@ from cqrs_mongo.errors import (
     CommitOutcomeUnknownError,
     CommittedWithWriteConcernError,
     ConcurrencyError,
+    TransactionError,
 )
-from cqrs_mongo.mongo import MongoRepository, MongoUnitOfWork, MongoUnitOfWorkFactory
+from cqrs_mongo.mongo import MongoRepository, MongoUnitOfWork, MongoUnitOfWorkFactory, driver
 from cqrs_mongo.mongo.driver import create_client
 from cqrs_mongo.mongo.eventsourcing.event_sourced_repository import EventSourcedRepository
 from cqrs_mongo.testing import CommandCounter, fail_command
@@ -287,6 +288,57 @@ async def test_an_append_with_a_snapshot_is_a_transaction(
     assert len(await stored(client, "snapshots")) == 1
 
 
+# --- when the transaction starts ------------------------------------------------------------
+
+
+async def test_the_session_handed_out_is_already_in_the_units_transaction(
+    factory: MongoUnitOfWorkFactory, counter: CommandCounter
+) -> None:
+    with counter.measure() as counts:
+        async with factory() as uow:
+            session = uow.session
+            assert session.in_transaction
+            assert uow.session is session
+    assert dict(counts) == {}  # started and committed client-side: nothing to send
+
+
+async def test_only_a_unit_that_needs_its_transaction_starts_one(
+    factory: MongoUnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[Any] = []
+    start = driver.start_transaction_now
+
+    def counted(session: Any, **options: Any) -> None:
+        started.append(session)
+        start(session, **options)
+
+    monkeypatch.setattr(driver, "start_transaction_now", counted)
+    async with factory() as uow:
+        await CustomerRepository().persist(Customer(id="t-1"), uow)
+    assert started == []  # the write went alone: no transaction was ever started
+    async with factory() as uow:
+        await CustomerRepository().persist(Customer(id="t-2"), uow)
+        await CustomerRepository().persist(Customer(id="t-3"), uow)
+    assert len(started) == 1
+
+
+async def test_a_session_whose_transaction_cannot_start_is_never_handed_out(
+    factory: MongoUnitOfWorkFactory, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(session: Any, **options: Any) -> None:
+        raise TransactionError("The driver could not start the unit's transaction.")
+
+    monkeypatch.setattr(driver, "start_transaction_now", refuse)
+    with pytest.raises(TransactionError):
+        async with factory() as uow:
+            await CustomerRepository().persist(Customer(id="u-1"), uow)
+            for _ in range(2):  # asked again, it is refused again: never outside a transaction
+                with pytest.raises(TransactionError):
+                    _ = uow.session
+            await CustomerRepository().persist(Customer(id="u-2"), uow)
+    assert await stored(client) == []
+
+
 # --- conflicts, rollback, callbacks ---------------------------------------------------------
 
 
@@ -497,8 +549,8 @@ async def test_an_update_retried_after_a_dropped_connection_is_not_a_false_confl
 async def test_a_lone_write_failing_to_its_deadline_is_an_unknown_outcome_not_a_failure(
     client: Any, failing: dict[str, Any]
 ) -> None:
-    # Within its deadline the driver retries a retryable write as often as time allows; when
-    # the deadline expires the unit ends at once, rolled back in memory and fenced.
+    # The driver retries a retryable write once; a write still failing, or not answered
+    # within the unit's limit, ends the unit at once, rolled back in memory and fenced.
     factory = MongoUnitOfWorkFactory(client, client.test_database_name, max_commit_seconds=0.5)
     customer = Customer(id="f-doubt")
     uow = factory()

@@ -210,3 +210,49 @@ async def test_the_driver_seam_awaits_every_kind_of_awaitable_and_nothing_else()
     assert await _resolve(future) == "future"
     assert await _resolve(plain) is plain
     assert await _resolve(None) is None
+
+
+class SessionStarting:
+    """Records how a driver session was asked to start a transaction."""
+
+    def __init__(self, *, waits: bool) -> None:
+        self.waits = waits
+        self.started = False
+
+    async def start_transaction(self, **options: Any) -> None:
+        if self.waits:  # as pymongo does for a connection pinned by an earlier transaction
+            await asyncio.sleep(0)
+        self.started = True
+
+
+class MotorLikeSession:
+    def __init__(self) -> None:
+        self.options: dict[str, Any] = {}
+
+    def start_transaction(self, **options: Any) -> object:
+        self.options = options
+        return object()  # Motor's transaction context, not awaitable
+
+
+def test_a_transaction_is_started_without_awaiting_when_the_driver_need_not_wait() -> None:
+    # The unit of work starts its transaction inside a property: the driver call must finish
+    # at once (pymongo: a fresh session; Motor: always).
+    from cqrs_mongo.mongo.driver import start_transaction_now
+
+    fresh = SessionStarting(waits=False)
+    start_transaction_now(fresh)
+    assert fresh.started
+    motor = MotorLikeSession()
+    start_transaction_now(motor, read_concern="majority")
+    assert motor.options["read_concern"].level == "majority"
+    assert motor.options["write_concern"].document == {"w": "majority"}
+
+
+def test_a_transaction_the_driver_must_wait_for_is_refused_not_left_half_started() -> None:
+    from cqrs_mongo.errors import TransactionError
+    from cqrs_mongo.mongo.driver import start_transaction_now
+
+    pinned = SessionStarting(waits=True)
+    with pytest.raises(TransactionError, match="without waiting"):
+        start_transaction_now(pinned)
+    assert not pinned.started

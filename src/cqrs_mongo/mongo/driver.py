@@ -34,7 +34,7 @@ from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
-from cqrs_mongo.errors import ConfigurationError, MongomockLimitError
+from cqrs_mongo.errors import ConfigurationError, MongomockLimitError, TransactionError
 from cqrs_mongo.mongo.codecs import (
     CLIENT_CODEC_KWARGS,
     CODEC_OPTIONS,
@@ -112,17 +112,20 @@ def get_database(client: Any, name: str) -> Any:
     return client.get_database(name, codec_options=CODEC_OPTIONS)
 
 
-async def _resolve(value: Any) -> Any:
+def _awaitable(value: Any) -> bool:
     # Motor returns futures (or plain values) where pymongo async has coroutines. Looked up
     # on the type (what ``await`` uses): inspect.isawaitable falls back to an ABC check,
     # slow for the plain values (a session, None) this sees on every unit of work. A
-    # generator-based coroutine has no __await__: inspect still recognises it.
+    # generator-based coroutine has no __await__: inspect still recognises it. A plain
+    # function, not a coroutine: the hot paths call it and await only what needs it.
     kind = type(value)
-    if getattr(kind, "__await__", None) is not None or (
+    return getattr(kind, "__await__", None) is not None or (
         kind is GeneratorType and inspect.isawaitable(value)
-    ):
-        return await value
-    return value
+    )
+
+
+async def _resolve(value: Any) -> Any:
+    return await value if _awaitable(value) else value
 
 
 # --- capabilities ---------------------------------------------------------------------------
@@ -185,6 +188,11 @@ def first_time(client: Any) -> bool:
     return True
 
 
+known_capabilities = _capabilities.get
+"""``known_capabilities(client)``: what :func:`capabilities` learned of ``client``, or ``None``
+before it has asked (the store's own lookup, asked on every unit of work)."""
+
+
 async def capabilities(client: Any) -> Capabilities:
     """What ``client``'s deployment supports; asked of the server once per client.
 
@@ -223,20 +231,27 @@ async def _probe(client: Any) -> Capabilities:
 # --- sessions and transactions --------------------------------------------------------------
 
 
-async def start_session(client: Any) -> Any | None:
-    """A new session on ``client``, or ``None`` where the deployment has no sessions."""
-    if not (await capabilities(client)).sessions:
+async def start_session(client: Any, caps: Capabilities | None = None) -> Any | None:
+    """A new session on ``client``, or ``None`` where the deployment has no sessions.
+
+    ``caps`` is what :func:`capabilities` said of ``client``, when the caller has it.
+    """
+    if not (caps or await capabilities(client)).sessions:
         return None
-    return await _resolve(client.start_session())
+    session = client.start_session()
+    return await session if _awaitable(session) else session
 
 
 async def end_session(session: Any | None) -> None:
     """End ``session`` (ending it aborts any transaction still open on it)."""
     if session is not None:
-        await _resolve(session.end_session())
+        ending = session.end_session()
+        if _awaitable(ending):
+            await ending
 
 
-_MAJORITY = WriteConcern("majority")
+MAJORITY = WriteConcern("majority")
+"""The write concern of the package's transactions and lone writes unless told otherwise."""
 
 
 @functools.cache
@@ -253,13 +268,50 @@ async def start_transaction(
     max_commit_time_ms: int | None = None,
 ) -> None:
     """Start a transaction on ``session``: majority writes, primary reads, ``read_concern``."""
-    await _resolve(
-        session.start_transaction(
-            read_concern=_read_concern(read_concern),
-            write_concern=write_concern or _MAJORITY,
-            read_preference=ReadPreference.PRIMARY,
-            max_commit_time_ms=max_commit_time_ms,
-        )
+    started = session.start_transaction(
+        read_concern=_read_concern(read_concern),
+        write_concern=write_concern or MAJORITY,
+        read_preference=ReadPreference.PRIMARY,
+        max_commit_time_ms=max_commit_time_ms,
+    )
+    if _awaitable(started):
+        await started
+
+
+def start_transaction_now(
+    session: Any,
+    *,
+    read_concern: str | None = "snapshot",
+    write_concern: WriteConcern | None = None,
+) -> None:
+    """:func:`start_transaction`, done before returning: for code that cannot await.
+
+    Starting a transaction is client-side bookkeeping (the first statement tells the server).
+    Motor's ``start_transaction`` is synchronous; pymongo's async one is a coroutine that
+    awaits only the release of a connection pinned by an earlier transaction on a sharded
+    cluster (``AsyncClientSession._transaction.reset``), which a session that has run no
+    transaction does not hold, so it finishes at its first step, and is run to that end here.
+
+    Raises:
+        TransactionError: the driver's ``start_transaction`` had to wait (the session is not
+            fresh, or a driver release changed it): the transaction is not started.
+    """
+    started = session.start_transaction(
+        read_concern=_read_concern(read_concern),
+        write_concern=write_concern or MAJORITY,
+        read_preference=ReadPreference.PRIMARY,
+    )
+    send = getattr(started, "send", None)
+    if send is None:  # Motor: already started
+        return
+    try:
+        send(None)
+    except StopIteration:
+        return
+    started.close()
+    raise TransactionError(
+        "The driver could not start the unit's transaction without waiting; the unit's "
+        "statements would run outside it, so none is sent."
     )
 
 
@@ -284,6 +336,16 @@ async def abort_transaction(session: Any, *, deadline_seconds: float | None = No
         await _resolve(pending)
 
 
+async def drop_untouched_transaction(session: Any) -> None:
+    """End a transaction that has sent nothing (see :func:`transaction_is_untouched`).
+
+    The driver ends it client-side: no command, so no deadline to keep.
+    """
+    aborted = session.abort_transaction()
+    if _awaitable(aborted):
+        await aborted
+
+
 def deadline(seconds: float | None) -> contextlib.AbstractContextManager[Any]:
     """A driver deadline of ``seconds`` for the block (``None``: no new deadline).
 
@@ -301,8 +363,11 @@ def client_timeout(client: Any) -> float | None:
 
 def shortest(*seconds: float | None) -> float | None:
     """The smallest of the given limits, ignoring ``None`` (``None`` if all are)."""
-    given = [s for s in seconds if s is not None]
-    return min(given) if given else None
+    found = None
+    for limit in seconds:
+        if limit is not None and (found is None or limit < found):
+            found = limit
+    return found
 
 
 FENCE_COLLECTION = "cqrs_mongo_fence"

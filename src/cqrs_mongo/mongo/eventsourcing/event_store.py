@@ -281,10 +281,9 @@ class MongoEventStore:
             ValueError: ``expected_version`` is not a valid expected version.
         """
         exact = exact_version(expected_version)
-        session = _session(uow)
         if exact is None:
             await flush_held(uow)  # the read must see what the unit wrote before
-            start = await self._last_version(stream_id, session)
+            start = await self._last_version(stream_id, _session(uow))
         else:
             start = exact
         stored: list[StoredEvent] = []
@@ -307,7 +306,7 @@ class MongoEventStore:
         # One event at a known version is one document: the unit may send it alone,
         # without a transaction, when nothing else happens in it.
         single = len(documents) == 1 and exact is not None
-        await send_write(write, uow, self.database, session, single=single)
+        await send_write(write, uow, self.database, single=single)
         return stored
 
     async def _insert(

@@ -74,7 +74,7 @@ async def write_versioned(
 
     # A Mongo unit may hold the write back and send it alone at commit (one command, no
     # transaction) when it turns out to be the unit's only operation.
-    await send_write(write, uow, uow.database, uow.session, single=True)
+    await send_write(write, uow, uow.database, single=True)
     # Without a transaction the write is already durable: nothing to undo later.
     advance_version(entity, expected + 1, uow, durable=not uow.in_transaction)
     return expected + 1

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError, WriteConcernError
+from pymongo.errors import (
+    ConnectionFailure,
+    NetworkTimeout,
+    OperationFailure,
+    PyMongoError,
+    WriteConcernError,
+)
 
 from cqrs_mongo.errors import (
     CommitOutcomeUnknownError,
@@ -102,6 +108,12 @@ def lone_write_outcome(exc: PyMongoError) -> CommitOutcome:
     if isinstance(exc, WriteConcernError):
         return "unknown" if exc.code in _UNKNOWN_WRITE_CONCERN_CODES else "committed"
     return "not_committed"
+
+
+def lone_write_timeout(seconds: float) -> NetworkTimeout:
+    """The driver error standing for a single-document write that did not answer within
+    ``seconds``: its outcome is unknown, as after a timeout of the driver's own."""
+    return NetworkTimeout(f"The write did not answer within {seconds:.3g} s.")
 
 
 def lone_write_error(exc: PyMongoError) -> TransactionError:

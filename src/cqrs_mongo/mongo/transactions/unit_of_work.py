@@ -7,14 +7,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pymongo.errors import ConnectionFailure, PyMongoError
 from pymongo.write_concern import WriteConcern
 
 from cqrs_mongo.errors import (
-    TransactionError,
     TransactionsUnsupportedError,
 )
 from cqrs_mongo.mongo import driver
@@ -24,8 +22,10 @@ from cqrs_mongo.mongo.transactions.commit_outcomes import (
     commit_outcome,
     lone_write_error,
     lone_write_outcome,
+    lone_write_timeout,
 )
 from cqrs_mongo.mongo.transactions.contention import ConflictQueue
+from cqrs_mongo.mongo.transactions.deadlines import deadline_watch
 from cqrs_mongo.mongo.transactions.runner import (
     RetryBudget,
     TransactionAttempts,
@@ -90,11 +90,12 @@ class MongoUnitOfWork(UnitOfWork):
     unit's write concern and no transaction: 1 command instead of 2. The package holds such
     a write back (:meth:`write_single`) until the unit commits, or until it does anything
     else: a second write, a read through the package or the dispatcher, or :meth:`flush`
-    sends it inside the transaction, which then commits as usual. The transaction is still
-    started (client-side, no round trip) when the unit begins, so ``uow.session`` used
-    directly is in it, and any statement sent in it before commit makes the unit commit
-    a transaction. Reads before the first write are in the transaction's snapshot as
-    before. Code of your own that reads, with the driver, what the package wrote earlier in
+    sends it inside the transaction, which then commits as usual. The transaction starts
+    (client-side, no round trip) when anything first asks for :attr:`session`, so the session
+    used directly is in it, and any statement sent in it before commit makes the unit commit
+    a transaction; a unit that never asks starts none. Reads before the first write are in
+    the transaction's snapshot as before. The lone write is bounded by
+    ``max_commit_seconds`` on the client (see :mod:`deadlines`), not by the driver's deadline. Code of your own that reads, with the driver, what the package wrote earlier in
     the same unit calls ``await uow.flush()`` first (the dispatcher does it before every
     handler it calls). The outcome of the lone write is reported like a commit's: a
     conflict is a :class:`ConcurrencyError` (the runner re-runs the handler), a write
@@ -103,16 +104,16 @@ class MongoUnitOfWork(UnitOfWork):
     driver's own retry, a retryable error twice) a :class:`CommitOutcomeUnknownError`,
     never retried by re-sending.
 
-    Commit outcomes (the transactions specification's): committed; not committed
-    (:class:`TransactionError`, ``retryable`` when labelled ``TransientTransactionError``);
-    unknown once the budget is spent (:class:`CommitOutcomeUnknownError`, rolled back in
-    memory); committed without the write concern (:class:`CommittedWithWriteConcernError`,
-    raised after the commit's callbacks, state kept).
+    Commit outcomes (the transactions specification's), as :meth:`commit` reports them:
+    committed; not committed (:class:`TransactionError`, ``retryable`` when labelled
+    ``TransientTransactionError``); unknown once the budget is spent
+    (:class:`CommitOutcomeUnknownError`, rolled back in memory); committed without the write
+    concern (:class:`CommittedWithWriteConcernError`, raised after the commit's callbacks,
+    state kept).
 
     Attributes:
         client: the driver client (pymongo async, Motor or mongomock-motor).
         database: the database handle, with the package's codec options.
-        session: the driver session while active; ``None`` on mongomock.
         in_transaction: whether the unit runs inside a multi-document transaction.
     """
 
@@ -137,21 +138,49 @@ class MongoUnitOfWork(UnitOfWork):
         self.database = (
             database if database is not None else driver.get_database(client, database_name)
         )
-        self.session: Any | None = None
+        self._session: Any | None = None
+        # A transactional unit starts its transaction when something first needs it (see
+        # the ``session`` property), not at begin: a unit whose only operation is one held
+        # write never starts one.
+        self._transaction_pending = False
         self.in_transaction = False
         self.require_transactions = require_transactions
         self.read_concern = read_concern
-        self.write_concern = write_concern or WriteConcern("majority")
+        self.write_concern = write_concern or driver.MAJORITY
         self.commit_budget_seconds = commit_budget_seconds
         self.transaction_timeout_seconds = transaction_timeout_seconds
         self.max_commit_seconds = max_commit_seconds
+        # The client's own timeoutMS caps every limit below (a deadline replaces it).
+        self._client_timeout = driver.client_timeout(client)
         self._deadline: contextlib.AbstractContextManager[Any] | None = None
         self._outcome_unknown = False
         self._committed = False
         self._transactional = False
-        self._failure: BaseException | None = None
-        self._commit_warning: TransactionError | None = None
         self._held: SingleWrite | None = None
+
+    @property
+    def session(self) -> Any | None:
+        """The driver session while the unit is active (``None`` on mongomock).
+
+        In a transactional unit, asking for it starts the unit's transaction (client-side:
+        no round trip) if it has not started yet, so every statement sent with
+        ``session=uow.session`` runs in the transaction. A unit that never asks (its only
+        operation is one write the package holds back) never starts one.
+
+        Raises:
+            TransactionError: the driver could not start the transaction at once.
+        """
+        if self._transaction_pending:
+            driver.start_transaction_now(
+                self._session, read_concern=self.read_concern, write_concern=self.write_concern
+            )
+            self._transaction_pending = False  # only once started: never a session without
+        return self._session
+
+    @session.setter
+    def session(self, session: Any | None) -> None:
+        self._session = session
+        self._transaction_pending = False
 
     @property
     def can_roll_back(self) -> bool:
@@ -173,15 +202,15 @@ class MongoUnitOfWork(UnitOfWork):
         Raises:
             ConcurrencyError: (when run at once) the write's version check failed.
         """
-        if (
-            self._held is None
-            and self._transactional
-            and driver.transaction_is_untouched(self.session)
-        ):
+        if self._held is None and self._transactional and self._sent_nothing():
             self._held = write
             return
         await self.flush()
         await write(self.database, self.session, self.in_transaction)
+
+    def _sent_nothing(self) -> bool:
+        # No statement of the unit has gone out in its transaction (or it has none yet).
+        return self._transaction_pending or driver.transaction_is_untouched(self._session)
 
     async def flush(self) -> None:
         """Send the write the unit holds back (see :meth:`write_single`), in its transaction.
@@ -197,7 +226,7 @@ class MongoUnitOfWork(UnitOfWork):
             await write(self.database, self.session, True)
 
     async def _begin(self) -> None:
-        caps = await driver.capabilities(self.client)
+        caps = driver.known_capabilities(self.client) or await driver.capabilities(self.client)
         if not caps.transactions:
             if self.require_transactions:
                 raise TransactionsUnsupportedError(
@@ -205,16 +234,9 @@ class MongoUnitOfWork(UnitOfWork):
                     "does not support them."
                 )
             _warn_once(self.client, caps.topology)
-        self.session = await driver.start_session(self.client)
+        self._session = await driver.start_session(self.client, caps)
         if caps.transactions and not self.read_only:
-            try:
-                await driver.start_transaction(
-                    self.session, read_concern=self.read_concern, write_concern=self.write_concern
-                )
-            except BaseException:
-                await driver.end_session(self.session)
-                self.session = None
-                raise
+            self._transaction_pending = True
             self.in_transaction = self._transactional = True
             if self.transaction_timeout_seconds is not None:
                 # Every operation of the unit runs under this driver deadline, which the
@@ -222,9 +244,7 @@ class MongoUnitOfWork(UnitOfWork):
                 # outlives it, so a hung unit cannot hold its documents for the server's
                 # 60 s transaction lifetime. Left again before commit and rollback.
                 # A deadline replaces the client's timeoutMS: never lengthen it.
-                limit = driver.shortest(
-                    self.transaction_timeout_seconds, driver.client_timeout(self.client)
-                )
+                limit = driver.shortest(self.transaction_timeout_seconds, self._client_timeout)
                 self._deadline = driver.deadline(limit)
                 self._deadline.__enter__()
 
@@ -243,40 +263,19 @@ class MongoUnitOfWork(UnitOfWork):
             return self.has_written
         return self._committed or self._outcome_unknown
 
-    async def commit(self) -> None:
-        """Commit the unit, then run the after-commit callbacks.
-
-        Raises:
-            CommittedWithWriteConcernError: the transaction committed (callbacks have run,
-                in-memory state is kept) but its write concern was not satisfied.
-            CommitOutcomeUnknownError: the commit's outcome stayed unknown until the commit
-                budget ran out; the unit is rolled back in memory.
-            TransactionError: the transaction did not commit (``retryable`` when labelled
-                ``TransientTransactionError``).
-            UnitOfWorkError: the unit is not active.
-        """
-        await super().commit()
-        warning, self._commit_warning = self._commit_warning, None
-        if warning is not None:
-            raise warning
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._failure = exc  # what the rollback must know: was a write's outcome in doubt?
-        await super().__aexit__(exc_type, exc, tb)
-
     async def _commit(self) -> None:
-        if self._held is not None and not driver.transaction_is_untouched(self.session):
+        if self._held is not None and not self._sent_nothing():
             await self.flush()  # something else ran in the transaction: the write joins it
         self._leave_deadline()
         if not self.in_transaction:
             return
         if self._held is not None:
             await self._write_alone()
+            return
+        if self._transaction_pending:
+            # Nothing asked for the transaction, so nothing was sent in it: done.
+            self._transaction_pending = False
+            self._committed = True
             return
         deadline = time.monotonic() + self.commit_budget_seconds
         attempt = 0
@@ -287,14 +286,14 @@ class MongoUnitOfWork(UnitOfWork):
             # Each attempt is bounded by the driver's deadline (server selection, its own
             # retry, the reply; maxTimeMS on the server) at the budget's remainder.
             remaining = deadline - time.monotonic()
-            cap = driver.shortest(self.max_commit_seconds, driver.client_timeout(self.client))
+            cap = driver.shortest(self.max_commit_seconds, self._client_timeout)
             # A nearly spent budget still leaves a commit time to answer; an explicit cap
             # (max_commit_seconds, the client's timeoutMS) is never exceeded.
             per_attempt = max(MIN_COMMIT_ATTEMPT_SECONDS, remaining)
             if cap is not None:
                 per_attempt = min(per_attempt, cap)
             try:
-                await driver.commit_transaction(self.session, deadline_seconds=per_attempt)
+                await driver.commit_transaction(self._session, deadline_seconds=per_attempt)
             except PyMongoError as exc:
                 outcome = commit_outcome(exc)
                 if outcome == "unknown":
@@ -323,16 +322,36 @@ class MongoUnitOfWork(UnitOfWork):
         # transaction ends client-side (the server never heard of it).
         write, self._held = self._held, None
         assert write is not None
-        await driver.abort_transaction(self.session)
-        cap = driver.shortest(self.max_commit_seconds, driver.client_timeout(self.client))
+        if self._transaction_pending:
+            self._transaction_pending = False  # never started: nothing to end
+        else:
+            await driver.drop_untouched_transaction(self._session)
+        cap = driver.shortest(self.max_commit_seconds, self._client_timeout)
         per_attempt = max(MIN_COMMIT_ATTEMPT_SECONDS, self.commit_budget_seconds)
         if cap is not None:
             per_attempt = min(per_attempt, cap)
         # From here until the reply is classified, the write may have been applied.
         self._outcome_unknown = True
+        # Bounded by a client-side limit, not the driver's deadline (pymongo.timeout): under
+        # a deadline the async driver sends each command through asyncio.wait_for, an extra
+        # task and three more turns of the event loop, which cost a one-document write 12% of
+        # its client instructions (callgrind, the bench's update: 1.06M vs 0.94M per write);
+        # and by the loop's one deadline watch rather than asyncio.timeout (see deadlines).
+        # The write holds nothing on the server once it ends; the driver retries it once, as
+        # any retryable write; a limit that expires is an unknown outcome as a driver timeout
+        # is (the driver closes the connection it was cancelled on; the unit fences the
+        # session; nothing sends the write again).
+        watch = deadline_watch()
+        watched = watch.start(per_attempt)
         try:
-            with driver.deadline(per_attempt):
-                await write(self._lone_write_database(), self.session, False)
+            try:
+                await write(self._lone_write_database(), self._session, False)
+            finally:
+                expired = watch.finish(watched)
+        except asyncio.CancelledError as exc:
+            if expired:
+                raise lone_write_error(lone_write_timeout(per_attempt)) from exc
+            raise
         except PyMongoError as exc:
             outcome = lone_write_outcome(exc)
             if outcome == "unknown":
@@ -378,31 +397,35 @@ class MongoUnitOfWork(UnitOfWork):
         if self._in_doubt():
             # A write or the commit may still be on its way to the server, or be held there:
             # an abort could miss it, and ending the session does not end it on the server.
-            driver.mark_session_dirty(self.session)
+            driver.mark_session_dirty(self._session)
             await driver.fence_transaction(
-                self.session, self.database, deadline_seconds=CLEANUP_SECONDS
+                self._session, self.database, deadline_seconds=CLEANUP_SECONDS
             )
-        elif self.session is not None and self.session.in_transaction:
+        elif self._session is not None and self._session.in_transaction:
             try:
-                await driver.abort_transaction(self.session, deadline_seconds=CLEANUP_SECONDS)
+                await driver.abort_transaction(self._session, deadline_seconds=CLEANUP_SECONDS)
             except PyMongoError as exc:  # the server ends it at its lifetime limit anyway
                 logger.warning("abortTransaction failed: %r", exc)
 
     async def _close(self) -> None:
-        self._leave_deadline()
-        session, self.session = self.session, None
+        if self._deadline is not None:
+            self._leave_deadline()
+        session, self._session = self._session, None
+        self._transaction_pending = False
         self.in_transaction = False
         await driver.end_session(session)
 
     def _leave_deadline(self) -> None:
         deadline, self._deadline = self._deadline, None
         if deadline is not None:
-            # Left in another context (a unit closed by a finalizer): nothing to restore.
-            with contextlib.suppress(ValueError):
+            # Not contextlib.suppress: that builds a context manager for every unit.
+            try:  # noqa: SIM105
                 deadline.__exit__(None, None, None)
+            except ValueError:
+                pass  # left in another context (a unit closed by a finalizer): nothing to restore
 
     def _in_doubt(self) -> bool:
-        if self._outcome_unknown or driver.session_is_dirty(self.session):
+        if self._outcome_unknown or driver.session_is_dirty(self._session):
             return True
         failure = self._failure
         if failure is None:
@@ -414,20 +437,20 @@ class MongoUnitOfWork(UnitOfWork):
         )
 
 
-async def send_write(
-    write: SingleWrite, uow: Any, database: Any, session: Any, *, single: bool
-) -> None:
+async def send_write(write: SingleWrite, uow: Any, database: Any, *, single: bool) -> None:
     """Send one write of the package in ``uow`` (which may be ``None``).
 
     A ``single``-document write goes to :meth:`MongoUnitOfWork.write_single`, which may hold
     it back and send it alone at commit; any other write (or a unit without that seam) goes
-    now, after whatever the unit holds back, to ``database`` in ``session``.
+    now, after whatever the unit holds back, to ``database`` in the unit's session (asked for
+    only then: asking starts a Mongo unit's transaction).
     """
     hold = getattr(uow, "write_single", None) if single else None
     if hold is not None:
         await hold(write)
         return
     await flush_held(uow)
+    session = getattr(uow, "session", None) if uow is not None else None
     await write(database, session, bool(getattr(uow, "in_transaction", False)))
 
 
@@ -443,17 +466,18 @@ def _warn_once(client: Any, topology: str) -> None:
     )
 
 
-class CollectionHandles:
-    """``database[name]`` for a fixed database, each collection handle made once."""
+class CollectionHandles(dict[str, Any]):
+    """``database[name]`` for a fixed database, each collection handle made once.
+
+    A dict (a hit is a plain lookup, no Python call) that makes a missing handle on demand.
+    """
 
     def __init__(self, database: Any) -> None:
+        super().__init__()
         self.database = database
-        self._handles: dict[str, Any] = {}
 
-    def __getitem__(self, name: str) -> Any:
-        handle = self._handles.get(name)
-        if handle is None:
-            handle = self._handles[name] = self.database[name]
+    def __missing__(self, name: str) -> Any:
+        handle = self[name] = self.database[name]
         return handle
 
 
@@ -508,7 +532,7 @@ class MongoUnitOfWorkFactory:
         much client CPU as encoding the one document it then writes).
         """
         if self._lone_database is None:
-            concern = self.write_concern or WriteConcern("majority")
+            concern = self.write_concern or driver.MAJORITY
             self._lone_database = CollectionHandles(
                 self.database.with_options(write_concern=concern)
             )

@@ -1,0 +1,85 @@
+"""The event loop's one deadline watch: limits on awaits, kept by one timer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cqrs_mongo.mongo.transactions.deadlines import DeadlineWatch, deadline_watch
+
+
+async def limited(watch: DeadlineWatch, seconds: float, work: float) -> str:
+    watched = watch.start(seconds)
+    try:
+        try:
+            await asyncio.sleep(work)
+        finally:
+            expired = watch.finish(watched)
+    except asyncio.CancelledError:
+        if expired:
+            return "timed out"
+        raise
+    return "done"
+
+
+async def test_an_await_within_its_limit_ends_normally_and_leaves_no_timer() -> None:
+    watch = DeadlineWatch(asyncio.get_running_loop())
+    assert await limited(watch, 5.0, 0) == "done"
+    assert await limited(watch, 5.0, 0) == "done"
+    # One timer for both, armed at the earliest limit; when it fires nothing is watched.
+    assert watch._timer is not None
+    watch._expire()
+    assert watch._timer is None
+
+
+async def test_an_await_past_its_limit_is_cancelled_and_told_apart() -> None:
+    watch = DeadlineWatch(asyncio.get_running_loop())
+    started = asyncio.get_running_loop().time()
+    assert await limited(watch, 0.05, 10) == "timed out"
+    assert 0.05 <= asyncio.get_running_loop().time() - started < 1
+    task = asyncio.current_task()
+    assert task is not None
+    assert task.cancelling() == 0  # the cancellation was taken back
+    assert await limited(watch, 5.0, 0) == "done"  # and nothing is pending on the task
+
+
+async def test_a_cancellation_from_elsewhere_propagates_even_past_the_limit() -> None:
+    watch = DeadlineWatch(asyncio.get_running_loop())
+    before = asyncio.create_task(limited(watch, 10, 10))
+    await asyncio.sleep(0.01)
+    before.cancel()  # asked for by someone else, within the limit
+    with pytest.raises(asyncio.CancelledError):
+        await before
+
+    both = asyncio.create_task(limited(watch, 0, 10))
+    await asyncio.sleep(0)  # it waits; its limit, due now, fires on the next turn
+    both.cancel()  # someone else asks too, before it resumes
+    with pytest.raises(asyncio.CancelledError):
+        await both
+    assert watch._watched == set()
+
+
+async def test_each_await_keeps_its_own_limit_with_one_timer() -> None:
+    watch = DeadlineWatch(asyncio.get_running_loop())
+    results = await asyncio.gather(
+        limited(watch, 5.0, 0.01), limited(watch, 0.05, 10), limited(watch, 0.2, 10)
+    )
+    assert results == ["done", "timed out", "timed out"]
+    assert watch._watched == set()
+
+
+async def test_the_watch_belongs_to_the_running_loop() -> None:
+    assert deadline_watch() is deadline_watch()
+    assert deadline_watch().loop is asyncio.get_running_loop()
+    loop = asyncio.get_running_loop()
+    refused: asyncio.Future[str] = loop.create_future()
+
+    def outside_a_task() -> None:
+        try:
+            deadline_watch().start(1.0)
+        except RuntimeError as exc:
+            refused.set_result(str(exc))
+
+    loop.call_soon(outside_a_task)
+    assert "inside a task" in await refused
