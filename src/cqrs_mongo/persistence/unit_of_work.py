@@ -222,6 +222,12 @@ class UnitOfWork(ABC):
             if self._token is not None:
                 _reset_current(self, self._token)
                 self._token = None
+            # Callbacks that can no longer run hold the unit itself (the version restore is
+            # its bound method): dropped now, the unit is freed when its caller lets go of it
+            # instead of waiting, in a reference cycle, for the garbage collector.
+            self._after_rollback.clear()
+            self._after_commit.clear()
+            self._after_commit_unknown.clear()
             try:
                 await self._close()
             finally:

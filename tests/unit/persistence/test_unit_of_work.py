@@ -109,3 +109,32 @@ async def test_transitions_are_reported_to_hooks() -> None:
     async with unit(Hooks([record])):
         pass
     assert seen == ["uow.begin:before", "uow.begin:after", "uow.commit:before", "uow.commit:after"]
+
+
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+async def test_a_closed_unit_is_freed_at_once_not_by_the_garbage_collector(outcome: str) -> None:
+    # A unit that wrote keeps callbacks holding itself (its version restore); left in a
+    # reference cycle, every unit of a busy service would wait for a collection.
+    import gc
+    import weakref
+
+    from cqrs_mongo import AggregateRoot
+
+    class Thing(AggregateRoot[str]):
+        pass
+
+    thing = Thing(id="t-1")
+    gc.disable()
+    try:
+        uow = unit()
+        async with uow:
+            uow.keep_version_for_rollback(thing)
+            uow.on_commit(lambda: None)
+            uow.on_rollback(lambda: None)
+            if outcome == "rollback":
+                await uow.rollback()
+        freed = weakref.ref(uow)
+        del uow
+        assert freed() is None
+    finally:
+        gc.enable()
