@@ -125,3 +125,38 @@ async def test_an_event_added_after_the_write_stays_pending_after_commit() -> No
     assert counter.pending_events == ()
     stored = await shared_event_store(factory).read_stream("c-1")
     assert [(e.version, e.payload) for e in stored] == [(1, {"n": 1}), (2, {"n": 2})]
+
+
+def test_the_quick_envelope_is_the_same_frozen_stored_event() -> None:
+    import dataclasses
+
+    import pytest
+
+    from cqrs_mongo.eventsourcing.stored_event import stored_event
+
+    event = Renamed(name="x", correlation_id="corr", causation_id="cause")
+    made = StoredEvent.from_event(event, "s-1", "Thing", 3)
+    by_hand = StoredEvent(
+        "s-1",
+        "Thing",
+        3,
+        "Renamed",
+        1,
+        made.payload,
+        event.event_id,
+        event.occurred_at,
+        "corr",
+        "cause",
+    )
+    assert made == by_hand
+    assert stored_event(*dataclasses.astuple(by_hand)) == by_hand
+    assert stored_event("s", "T", 1, "E", 1, {}, event.event_id, event.occurred_at) == StoredEvent(
+        "s", "T", 1, "E", 1, {}, event.event_id, event.occurred_at
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.version = 4  # type: ignore[misc]
+
+    class Tagged(StoredEvent):  # a subclass keeps its own construction
+        pass
+
+    assert type(Tagged.from_event(event, "s-1", "Thing", 3)) is Tagged

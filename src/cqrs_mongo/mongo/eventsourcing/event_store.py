@@ -22,7 +22,7 @@ from cqrs_mongo.domain import DomainEvent
 from cqrs_mongo.errors import EventDecodingError
 from cqrs_mongo.eventsourcing.expected_version import Expected, describe, exact_version
 from cqrs_mongo.eventsourcing.registry import EventRegistry, invalid_payload
-from cqrs_mongo.eventsourcing.stored_event import StoredEvent
+from cqrs_mongo.eventsourcing.stored_event import StoredEvent, stored_event
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.codecs import ENCODING_ERRORS
 from cqrs_mongo.mongo.errors import conflict_error, is_conflict, is_too_large, unstorable_error
@@ -103,7 +103,7 @@ def event_from_document(document: Mapping[str, Any]) -> StoredEvent:
     ):
         payload = _check_fields(document)
     metadata = document.get("metadata") or _NO_METADATA
-    return StoredEvent(
+    return stored_event(
         stream_id,
         stream_type,
         version,

@@ -95,8 +95,9 @@ class MongoUnitOfWork(UnitOfWork):
     used directly is in it, and any statement sent in it before commit makes the unit commit
     a transaction; a unit that never asks starts none. Reads before the first write are in
     the transaction's snapshot as before. The lone write is bounded by
-    ``max_commit_seconds`` on the client (see :mod:`deadlines`), not by the driver's deadline. Code of your own that reads, with the driver, what the package wrote earlier in
-    the same unit calls ``await uow.flush()`` first (the dispatcher does it before every
+    ``max_commit_seconds`` on the client (see :mod:`deadlines`), not by the driver's
+    deadline. Code of your own that reads, with the driver, what the package wrote earlier
+    in the same unit calls ``await uow.flush()`` first (the dispatcher does it before every
     handler it calls). The outcome of the lone write is reported like a commit's: a
     conflict is a :class:`ConcurrencyError` (the runner re-runs the handler), a write
     concern error a :class:`CommittedWithWriteConcernError`, and an error after which the
