@@ -80,10 +80,21 @@ class CountingRedis(Redis):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.commands: list[str] = []
+        self.answered: list[str] = []
+        self._answer = asyncio.Event()
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         self.commands.append(str(args[0]).upper())
-        return await super().execute_command(*args, **options)
+        reply = await super().execute_command(*args, **options)
+        self.answered.append(str(args[0]).upper())
+        self._answer.set()
+        return reply
+
+    async def answers(self, command: str, count: int) -> None:
+        """Wait until ``count`` replies to ``command`` have come back."""
+        while self.answered.count(command) < count:
+            self._answer.clear()
+            await self._answer.wait()
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
         self.commands.append("PIPELINE")
@@ -265,13 +276,24 @@ async def test_a_committed_transaction_invalidates_after_its_commit(
 
 
 async def test_concurrent_misses_cost_one_database_query(
-    cached: CachingPersistenceDispatcher, gate: Gate, command_counter: CommandCounter
+    cached: CachingPersistenceDispatcher,
+    gate: Gate,
+    command_counter: CommandCounter,
+    redis_client: CountingRedis,
 ) -> None:
     await seed(cached, "a1")
     gate.hold = True
     with command_counter.measure() as database:
+        asked = redis_client.answered.count("MGET")
         readers = [asyncio.create_task(cached.fetch_domain(Account, ["a1"])) for _ in range(20)]
         await gate.read_done.wait()
+        # Every reader has its miss before the first read is let go: on a loaded machine a
+        # reader whose cache lookup is still in flight would otherwise come after the flight
+        # landed and rightly read for itself.
+        async with asyncio.timeout(10):
+            await redis_client.answers("MGET", asked + 20)
+        for _ in range(20):  # from the reply to the claim of the flight: a few loop turns
+            await asyncio.sleep(0)
         gate.release.set()
         results = await asyncio.gather(*readers)
 
