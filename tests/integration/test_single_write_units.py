@@ -647,3 +647,30 @@ async def test_motor_units_send_a_lone_write_alone_and_two_in_a_transaction(
     finally:
         await client.drop_database(name)
         client.close()
+
+
+async def test_a_motor_lone_write_past_its_limit_is_an_unknown_outcome_stored_at_most_once(
+    mongo_server: Any,
+) -> None:
+    # Motor runs the driver in a thread, which a cancelled task would leave running on the
+    # session the unit then fences: the limit is the driver's own deadline there.
+    from cqrs_mongo.mongo.driver import create_motor_client
+
+    client = create_motor_client(mongo_server.uri)
+    name = f"single_motor_{uuid.uuid4().hex[:8]}"
+    factory = MongoUnitOfWorkFactory(client, name, max_commit_seconds=0.5)
+    customer = Customer(id="m-slow")
+    uow = factory()
+    try:
+        started = time.monotonic()
+        with pytest.raises(CommitOutcomeUnknownError):
+            async with fail_command(client, ["insert"], block_ms=3_000), uow:
+                await CustomerRepository().persist(customer, uow)
+        assert time.monotonic() - started < 2.5
+        assert customer.version == 0
+        assert uow.may_have_committed
+        found = [d["_id"] async for d in client[name]["customers"].find({})]
+        assert found in ([], ["m-slow"])
+    finally:
+        await client.drop_database(name)
+        client.close()

@@ -83,3 +83,47 @@ async def test_the_watch_belongs_to_the_running_loop() -> None:
 
     loop.call_soon(outside_a_task)
     assert "inside a task" in await refused
+
+
+async def test_a_limit_waits_while_the_task_is_busy_and_cancels_once_it_is_not() -> None:
+    watch = DeadlineWatch(asyncio.get_running_loop())
+    busy = True
+
+    async def step() -> str:
+        nonlocal busy
+        watched = watch.start(0.01, busy=lambda task: busy)
+        try:
+            try:
+                await asyncio.sleep(0.2)  # a step the limit must not cut: it ends normally
+                busy = False
+                await asyncio.sleep(10)  # cut here, once the step is over
+            finally:
+                expired = watch.finish(watched)
+        except asyncio.CancelledError:
+            return "timed out after the step" if expired and not busy else "cut in the step"
+        return "done"
+
+    assert await step() == "timed out after the step"
+
+
+def test_the_driver_tells_when_a_task_is_opening_a_connection() -> None:
+    # pymongo closes the socket of a connect cancelled midway only on its own timeout: the
+    # lone write's limit waits for the connect to end (it has connectTimeoutMS).
+    from cqrs_mongo.mongo.driver import opening_connection
+
+    async def _async_create_connection() -> None:  # the name pymongo's connect has
+        await asyncio.sleep(10)
+
+    async def writing() -> None:
+        await _async_create_connection()
+
+    async def scenario() -> tuple[bool, bool]:
+        connecting = asyncio.create_task(writing())
+        reading = asyncio.create_task(asyncio.sleep(10))
+        await asyncio.sleep(0)
+        found = opening_connection(connecting), opening_connection(reading)
+        connecting.cancel()
+        reading.cancel()
+        return found
+
+    assert asyncio.run(scenario()) == (True, False)

@@ -29,6 +29,7 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient, DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany
 from pymongo import UpdateOne as UpdateOneOp
 from pymongo.asynchronous import client_session as _async_session
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DocumentTooLarge
 from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
@@ -344,6 +345,40 @@ async def drop_untouched_transaction(session: Any) -> None:
     aborted = session.abort_transaction()
     if _awaitable(aborted):
         await aborted
+
+
+def cancellable(session: Any) -> bool:
+    """Whether cancelling the task awaiting an operation of ``session`` stops the operation.
+
+    pymongo's async driver runs in the event loop: a cancelled operation closes its
+    connection and is over. Motor runs the synchronous driver in a thread, which goes on
+    with the operation (and the session) after the awaiting task is cancelled.
+    """
+    return type(session) is AsyncClientSession
+
+
+# pymongo's async connect (pool_shared._async_create_connection) closes the socket it opens
+# on its own timeout or an OSError, not on a cancellation: a task cancelled while connecting
+# leaves the socket to the garbage collector.
+_CONNECTING = frozenset({"_async_create_connection"})
+
+
+def opening_connection(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` is, right now, opening a connection of the driver's.
+
+    Such a step must not be cancelled (see above); it is bounded by the client's
+    ``connectTimeoutMS`` (or its own deadline). ``False`` for a driver whose connect has
+    another name: a cancellation is then sent as soon as it is due.
+    """
+    # The chain of awaits the task is suspended in, innermost last (Task.get_stack gives only
+    # the outermost coroutine's frame of a suspended task).
+    awaiting: Any = task.get_coro()
+    while awaiting is not None:
+        frame = getattr(awaiting, "cr_frame", None) or getattr(awaiting, "gi_frame", None)
+        if frame is not None and frame.f_code.co_name in _CONNECTING:
+            return True
+        awaiting = getattr(awaiting, "cr_await", None) or getattr(awaiting, "gi_yieldfrom", None)
+    return False
 
 
 def deadline(seconds: float | None) -> contextlib.AbstractContextManager[Any]:

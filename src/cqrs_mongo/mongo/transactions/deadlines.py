@@ -9,25 +9,37 @@ armed only while something is watched, for the earliest limit it watches.
 
 A limit that expires cancels the watched task, exactly as ``asyncio.timeout`` does, and
 :meth:`DeadlineWatch.finish` says so, so the caller raises its own timeout error in place of
-the ``CancelledError``; a cancellation asked for by anyone else still propagates.
+the ``CancelledError``; a cancellation asked for by anyone else still propagates. A watch
+started with ``busy`` holds the cancellation back while ``busy(task)`` says the task is in a
+step that must not be cut (the driver opening a connection: a cancelled connect leaks its
+socket), looking again every :data:`POSTPONE_SECONDS`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["DeadlineWatch", "Watched", "deadline_watch"]
 
 
+Busy = Callable[[asyncio.Task[Any]], bool]
+"""Whether a task is, right now, somewhere a cancellation must not reach (see ``start``)."""
+
+POSTPONE_SECONDS = 0.05
+"""How soon a limit that expired while its task was busy is looked at again."""
+
+
 class Watched:
     """One await under a limit: its task, when the limit expires, and whether it did."""
 
-    __slots__ = ("cancelling", "due", "expired", "task")
+    __slots__ = ("busy", "cancelling", "due", "expired", "task")
 
-    def __init__(self, task: asyncio.Task[Any], due: float) -> None:
+    def __init__(self, task: asyncio.Task[Any], due: float, busy: Busy | None) -> None:
         self.task = task
         self.due = due
+        self.busy = busy
         # Cancellations already asked of the task: ours is told apart from later ones.
         self.cancelling = task.cancelling()
         self.expired = False
@@ -57,8 +69,12 @@ class DeadlineWatch:
         self._watched: set[Watched] = set()
         self._timer: asyncio.TimerHandle | None = None
 
-    def start(self, seconds: float) -> Watched:
+    def start(self, seconds: float, busy: Busy | None = None) -> Watched:
         """Watch the current task's await for ``seconds`` from now.
+
+        ``busy(task)``, when given, is asked once the limit has expired: while it says yes
+        the cancellation waits (looked at again every :data:`POSTPONE_SECONDS`), for awaits
+        that must not be cut in the middle of some step (bounded by a limit of its own).
 
         Raises:
             RuntimeError: not called from a task of this watch's loop.
@@ -66,7 +82,7 @@ class DeadlineWatch:
         task = asyncio.current_task(self.loop)
         if task is None:
             raise RuntimeError("A deadline can only be watched from inside a task.")
-        watched = Watched(task, self.loop.time() + seconds)
+        watched = Watched(task, self.loop.time() + seconds, busy)
         self._watched.add(watched)
         timer = self._timer
         if timer is None or watched.due < timer.when():
@@ -96,6 +112,8 @@ class DeadlineWatch:
         for watched in self._watched:
             if watched.expired:
                 continue
+            if watched.due <= now and watched.busy is not None and watched.busy(watched.task):
+                watched.due = now + POSTPONE_SECONDS
             if watched.due <= now:
                 watched.expired = True
                 watched.task.cancel()

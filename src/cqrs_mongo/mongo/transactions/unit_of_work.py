@@ -319,8 +319,9 @@ class MongoUnitOfWork(UnitOfWork):
 
     async def _write_alone(self) -> None:
         # The unit's only operation is one single-document write: atomic by itself, so it
-        # goes as one retryable write instead of a transaction of one statement. The empty
-        # transaction ends client-side (the server never heard of it).
+        # goes as one retryable write instead of a transaction of one statement. A
+        # transaction something asked for but sent nothing in ends client-side (the server
+        # never heard of it); usually none was started.
         write, self._held = self._held, None
         assert write is not None
         if self._transaction_pending:
@@ -342,17 +343,14 @@ class MongoUnitOfWork(UnitOfWork):
         # any retryable write; a limit that expires is an unknown outcome as a driver timeout
         # is (the driver closes the connection it was cancelled on; the unit fences the
         # session; nothing sends the write again).
-        watch = deadline_watch()
-        watched = watch.start(per_attempt)
         try:
-            try:
-                await write(self._lone_write_database(), self._session, False)
-            finally:
-                expired = watch.finish(watched)
-        except asyncio.CancelledError as exc:
-            if expired:
-                raise lone_write_error(lone_write_timeout(per_attempt)) from exc
-            raise
+            if driver.cancellable(self._session):
+                await self._send_within(write, per_attempt)
+            else:
+                # Motor runs the driver in a thread that a cancellation would leave running,
+                # still using the session the unit then fences: its deadline bounds it there.
+                with driver.deadline(per_attempt):
+                    await write(self._lone_write_database(), self._session, False)
         except PyMongoError as exc:
             outcome = lone_write_outcome(exc)
             if outcome == "unknown":
@@ -371,6 +369,21 @@ class MongoUnitOfWork(UnitOfWork):
             raise
         self._outcome_unknown = False
         self._committed = True
+
+    async def _send_within(self, write: SingleWrite, seconds: float) -> None:
+        # The lone write under the loop's deadline watch: a write still running after
+        # ``seconds`` is cancelled, and reported as the driver reports its own timeouts.
+        watch = deadline_watch()
+        watched = watch.start(seconds, busy=driver.opening_connection)
+        try:
+            try:
+                await write(self._lone_write_database(), self._session, False)
+            finally:
+                expired = watch.finish(watched)
+        except asyncio.CancelledError as exc:
+            if expired:
+                raise lone_write_timeout(seconds) from exc
+            raise
 
     def _lone_write_database(self) -> Any:
         # The database handle with the unit's write concern (a transaction carries it for
