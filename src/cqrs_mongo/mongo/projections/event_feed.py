@@ -8,7 +8,9 @@ in that order. So a feed position is either
 * **catch-up**: the cluster time ``start_at`` taken (by a majority read) *before* the catch-up
   read began, plus the last ``(stream_id, version)`` read. The catch-up read walks the events
   collection in ``(stream_id, version)`` order (the unique index), so each stream comes in
-  version order, and resumes after a crash from the last key read; or
+  version order, and resumes after a crash from the last key read (while one batch is
+  applied the next is already being read: a read ahead, used only by the read that goes on
+  from exactly that batch's end); or
 * **streaming**: the change stream, resumed after the token of the last event handed out, or
   started at ``start_at`` when the catch-up read has just ended. Starting at ``start_at``
   (inclusive) overlaps the catch-up read instead of leaving a gap; the projection store's
@@ -25,6 +27,7 @@ raw document, and the worker parks it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -282,6 +285,9 @@ class MongoEventFeed:
         self._catch_up_queries: list[dict[str, Any]] = []
         self._catch_up_cursor: Any = None
         self._catch_up_position: FeedPosition | None = None
+        # The next batch of the catch-up cursor, being read while the last one is applied.
+        self._ahead: asyncio.Future[list[FeedItem]] | None = None
+        self._ahead_limit: int | None = None
 
     async def cluster_time(self) -> Timestamp:
         """The cluster time of a majority read of the events collection, taken now.
@@ -383,12 +389,19 @@ class MongoEventFeed:
         # One cursor walks the events index across batches, as a hand-written loop would
         # (a find, then a getMore per batch); the keyset query is sent again only for a
         # position this feed did not hand out last (a restart, a takeover, a failure).
-        if self._catch_up_position is not position:
+        if self._catch_up_position is not position or (
+            self._ahead is not None and self._ahead_limit != limit
+        ):
             await self._close_catch_up()
             self._catch_up_queries = self._catch_up_filters(position)
-        documents: list[dict[str, Any]] = []
+        items: list[FeedItem] = []
         try:
-            while len(documents) < limit and self._catch_up_queries:
+            ahead, self._ahead = self._ahead, None
+            if ahead is not None:
+                items = await ahead
+                if len(items) < limit:  # the read ahead reached the end of its range
+                    await self._end_of_range()
+            while len(items) < limit and self._catch_up_queries:
                 if self._catch_up_cursor is None:
                     majority = self.collection.with_options(read_concern=ReadConcern("majority"))
                     self._catch_up_cursor = majority.find(
@@ -397,27 +410,44 @@ class MongoEventFeed:
                         hint=STREAM_ORDER,
                         batch_size=limit,
                     )
-                documents.extend(await self._catch_up_cursor.to_list(limit - len(documents)))
-                if len(documents) < limit:  # this range of the keyset is exhausted
-                    await self._catch_up_cursor.close()
-                    self._catch_up_cursor = None
-                    self._catch_up_queries.pop(0)
+                wanted = limit - len(items)
+                documents = await self._catch_up_cursor.to_list(wanted)
+                items += _caught_up(documents, position)
+                if len(documents) < wanted:  # this range of the keyset is exhausted
+                    await self._end_of_range()
         except BaseException:
             await self._close_catch_up()
             raise
-        caught_up = FeedItem.caught_up
-        items = [caught_up(*decode_event(document), position, document) for document in documents]
-        if items:
-            self._catch_up_position = items[-1].position
-        else:
+        if not items:
             await self._close_catch_up()
+            return items
+        last = self._catch_up_position = items[-1].position
+        cursor = self._catch_up_cursor
+        if cursor is not None:
+            # Read the next batch while the caller applies this one: its getMore and the
+            # decoding of its reply overlap the batch's writes instead of following them.
+            # Only a read that goes on from exactly this batch's end uses it.
+            self._ahead = asyncio.ensure_future(_read_ahead(cursor, limit, last))
+            self._ahead_limit = limit
         return items
+
+    async def _end_of_range(self) -> None:
+        # The open cursor's range of the keyset is read to its end: the next range follows.
+        cursor, self._catch_up_cursor = self._catch_up_cursor, None
+        self._catch_up_queries.pop(0)
+        if cursor is not None:
+            await cursor.close()
 
     async def _close_catch_up(self) -> None:
         cursor, self._catch_up_cursor = self._catch_up_cursor, None
         self._catch_up_queries, self._catch_up_position = [], None
-        if cursor is not None:
-            await cursor.close()
+        ahead, self._ahead, self._ahead_limit = self._ahead, None, None
+        try:
+            if ahead is not None:
+                await _discard(ahead)
+        finally:
+            if cursor is not None:
+                await cursor.close()
 
     def _catch_up_filters(self, position: FeedPosition) -> list[dict[str, Any]]:
         """The catch-up keyset after ``position`` as a chain of index ranges, read in turn.
@@ -492,6 +522,33 @@ class MongoEventFeed:
             if exc.code in HISTORY_LOST_CODES:
                 raise _history_lost(exc) from exc
             raise
+
+
+def _caught_up(documents: list[dict[str, Any]], base: FeedPosition) -> list[FeedItem]:
+    caught_up = FeedItem.caught_up
+    return [caught_up(*decode_event(document), base, document) for document in documents]
+
+
+async def _read_ahead(cursor: Any, limit: int, base: FeedPosition) -> list[FeedItem]:
+    return _caught_up(await cursor.to_list(limit), base)
+
+
+async def _discard(ahead: asyncio.Future[list[FeedItem]]) -> None:
+    """Drop a read ahead nobody will use: cancelled (its cursor is closed next), or waited
+    for while the driver opens a connection (a connect cancelled midway leaks its socket).
+    Its outcome, an error included, is of no interest any more."""
+    if not ahead.done() and not (
+        isinstance(ahead, asyncio.Task) and driver.opening_connection(ahead)
+    ):
+        ahead.cancel()
+    ahead.add_done_callback(_outcome_seen)
+    await asyncio.wait([ahead])
+
+
+def _outcome_seen(ahead: asyncio.Future[Any]) -> None:
+    # Marks the error of a dropped read ahead as retrieved (asyncio logs those never asked).
+    if not ahead.cancelled():
+        ahead.exception()
 
 
 async def _resolve_watch(opened: Any) -> Any:
