@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from pymongo import monitoring
 from pymongo.errors import OperationFailure
+from tests.integration.account_streams import account, write_accounts
 
 from cqrs_mongo.domain import DomainEvent
 from cqrs_mongo.mongo.driver import create_client
-from cqrs_mongo.mongo.eventsourcing.event_store import MongoEventStore
 from cqrs_mongo.mongo.projections.event_feed import FeedItem, FeedPosition, MongoEventFeed
 from cqrs_mongo.mongo.projections.projection_worker import MongoProjectionWorker
 from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWorkFactory
@@ -51,27 +52,35 @@ class Sent(monitoring.CommandListener):
 
 
 def all_keys() -> list[tuple[str, int]]:
-    return [(f"acct-{n}", v) for n in range(STREAMS) for v in range(1, PER_STREAM + 1)]
+    return [(account(n), v) for n in range(STREAMS) for v in range(1, PER_STREAM + 1)]
 
 
 def keys(items: list[FeedItem]) -> list[tuple[Any, int]]:
     return [(item.event.stream_id, item.event.version) for item in items]
 
 
+@dataclass
+class Fed:
+    """A client (whose commands ``sent`` records) over the seeded events, and a feed of them
+    with its origin."""
+
+    client: Any
+    sent: Sent
+    feed: MongoEventFeed
+    origin: FeedPosition
+
+
 @pytest_asyncio.fixture
-async def fed(mongo_server: Any, mongo_db: Any) -> AsyncIterator[tuple[Any, Sent]]:
+async def fed(mongo_server: Any, mongo_db: Any) -> AsyncIterator[Fed]:
     sent = Sent()
     client = create_client(mongo_server.uri, event_listeners=[sent])
     factory = MongoUnitOfWorkFactory(client, mongo_db.name)
-    async with factory() as uow:
-        store = MongoEventStore(uow.database)
-        await store.ensure_indexes()
-        for n in range(STREAMS):
-            events = [Deposited(amount=n + k) for k in range(PER_STREAM)]
-            await store.append(f"acct-{n}", events, 0, stream_type="Account", uow=uow)
+    await write_accounts(factory, Deposited, STREAMS, PER_STREAM)
+    feed = MongoEventFeed(client[mongo_db.name])
     try:
-        yield client, sent
+        yield Fed(client, sent, feed, await feed.origin())
     finally:
+        await feed.close()
         await client.close()
 
 
@@ -93,76 +102,57 @@ async def read_all(feed: MongoEventFeed, position: FeedPosition) -> list[FeedIte
         read += items
 
 
-async def test_reading_on_from_each_batch_uses_one_cursor_read_ahead(
-    fed: tuple[Any, Sent], mongo_db: Any
-) -> None:
-    client, sent = fed
-    feed = MongoEventFeed(client[mongo_db.name])
-    origin = await feed.origin()
-    sent.names.clear()
+async def test_reading_on_from_each_batch_uses_one_cursor_read_ahead(fed: Fed) -> None:
+    fed.sent.names.clear()
 
-    first, after = await feed.read(origin, BATCH)
+    first, after = await fed.feed.read(fed.origin, BATCH)
     await asyncio.sleep(0.05)  # the caller applies the batch meanwhile
-    assert sent.names == ["find", "getMore"]  # the next batch is already on its way
+    assert fed.sent.names == ["find", "getMore"]  # the next batch is already on its way
 
-    read = first + await read_all(feed, after)
-    await feed.close()
+    read = first + await read_all(fed.feed, after)
 
     assert keys(read) == all_keys()
-    assert sent.names.count("find") == 1
-    assert sent.names.count("getMore") == STREAMS * PER_STREAM // BATCH
+    assert fed.sent.names.count("find") == 1
+    assert fed.sent.names.count("getMore") == STREAMS * PER_STREAM // BATCH
 
 
-async def test_a_read_from_inside_the_last_batch_drops_the_read_ahead(
-    fed: tuple[Any, Sent], mongo_db: Any
-) -> None:
+async def test_a_read_from_inside_the_last_batch_drops_the_read_ahead(fed: Fed) -> None:
     # A batch that ran out of time checkpoints before its end: the worker reads on from
     # there, and the events read ahead (after the batch's end) must not be handed out.
-    client, sent = fed
-    feed = MongoEventFeed(client[mongo_db.name])
-    origin = await feed.origin()
-    first, _ = await feed.read(origin, BATCH)
+    first, _ = await fed.feed.read(fed.origin, BATCH)
     await asyncio.sleep(0.05)
 
-    read = first[:2] + await read_all(feed, first[1].position)
-    await feed.close()
+    read = first[:2] + await read_all(fed.feed, first[1].position)
 
     assert keys(read) == all_keys()
-    assert sent.names.count("killCursors") >= 1  # the read ahead's cursor was closed
+    assert fed.sent.names.count("killCursors") >= 1  # the read ahead's cursor was closed
 
 
 async def test_a_failed_read_ahead_fails_the_next_read_and_loses_nothing(
-    fed: tuple[Any, Sent], mongo_client: Any, mongo_db: Any
+    fed: Fed, mongo_client: Any
 ) -> None:
-    client, _ = fed
-    feed = MongoEventFeed(client[mongo_db.name])
-    origin = await feed.origin()
     async with fail_command(mongo_client, ["getMore"], error_code=2):
-        first, after = await feed.read(origin, BATCH)
+        first, after = await fed.feed.read(fed.origin, BATCH)
         with pytest.raises(OperationFailure):
-            await feed.read(after, BATCH)
+            await fed.feed.read(after, BATCH)
 
-    read = first + await read_all(feed, after)
-    await feed.close()
+    read = first + await read_all(fed.feed, after)
 
     assert keys(read) == all_keys()
 
 
 async def test_a_feed_closed_while_reading_ahead_leaves_no_cursor_or_task(
-    fed: tuple[Any, Sent], mongo_client: Any, mongo_db: Any
+    fed: Fed, mongo_client: Any, mongo_db: Any
 ) -> None:
-    client, sent = fed
-    feed = MongoEventFeed(client[mongo_db.name])
-    origin = await feed.origin()
     async with fail_command(mongo_client, ["getMore"], block_ms=2_000):
-        await feed.read(origin, BATCH)
+        await fed.feed.read(fed.origin, BATCH)
         await asyncio.sleep(0.1)  # the read ahead's getMore is held by the server
         assert reading_ahead()
-        await asyncio.wait_for(feed.close(), timeout=1)  # not held up by the getMore
+        await asyncio.wait_for(fed.feed.close(), timeout=1)  # not held up by the getMore
 
     assert not reading_ahead()
-    assert sent.names[-1] == "killCursors"
-    again = await read_all(MongoEventFeed(client[mongo_db.name]), origin)
+    assert fed.sent.names[-1] == "killCursors"
+    again = await read_all(MongoEventFeed(fed.client[mongo_db.name]), fed.origin)
     assert keys(again) == all_keys()
 
 
@@ -174,19 +164,18 @@ class Balances(Projection):
 
 
 async def test_a_catch_up_sends_the_next_getmore_before_the_batch_commits(
-    fed: tuple[Any, Sent], mongo_db: Any
+    fed: Fed, mongo_db: Any
 ) -> None:
-    client, sent = fed
-    factory = MongoUnitOfWorkFactory(client, mongo_db.name)
+    factory = MongoUnitOfWorkFactory(fed.client, mongo_db.name)
     worker = MongoProjectionWorker(Balances(), factory, batch_size=BATCH)
     await worker._target()
-    sent.names.clear()
+    fed.sent.names.clear()
 
     await worker.run_until_caught_up()
 
-    first_commit = sent.names.index("commitTransaction")
-    assert "getMore" in sent.names[:first_commit]
-    docs = await client[mongo_db.name][Balances.name].find().to_list()
+    first_commit = fed.sent.names.index("commitTransaction")
+    assert "getMore" in fed.sent.names[:first_commit]
+    docs = await fed.client[mongo_db.name][Balances.name].find().to_list()
     assert {d["_id"]: d["total"] for d in docs} == {
-        f"acct-{n}": sum(n + k for k in range(PER_STREAM)) for n in range(STREAMS)
+        account(n): sum(n + k for k in range(PER_STREAM)) for n in range(STREAMS)
     }

@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 
 import pytest
 import pytest_asyncio
+from tests.integration.account_streams import write_accounts
 
 from cqrs_mongo.domain import DomainEvent
 from cqrs_mongo.errors import TransactionError
 from cqrs_mongo.mongo.driver import create_client
-from cqrs_mongo.mongo.eventsourcing.event_store import MongoEventStore
 from cqrs_mongo.mongo.projections.projection_worker import MongoProjectionWorker
 from cqrs_mongo.mongo.transactions.unit_of_work import MongoUnitOfWorkFactory
 from cqrs_mongo.projections import Projection, ProjectionContext
@@ -67,12 +67,7 @@ async def watched(mongo_server: Any, mongo_db: Any) -> AsyncIterator[tuple[Any, 
     commands = Commands()
     client = create_client(mongo_server.uri, event_listeners=[commands])
     factory = MongoUnitOfWorkFactory(client, mongo_db.name)
-    async with factory() as uow:
-        store = MongoEventStore(uow.database)
-        await store.ensure_indexes()
-        for n in range(STREAMS):
-            events = [Deposited(amount=n + k) for k in range(PER_STREAM)]
-            await store.append(f"acct-{n:02d}", events, 0, stream_type="Account", uow=uow)
+    await write_accounts(factory, Deposited, STREAMS, PER_STREAM)
     try:
         yield client, commands
     finally:

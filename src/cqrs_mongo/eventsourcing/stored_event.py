@@ -59,20 +59,9 @@ class StoredEvent:
     ) -> StoredEvent:
         """The envelope for ``event`` written at ``version`` of stream ``stream_id``."""
         event_class = type(event)
-        if cls is not StoredEvent:  # a subclass may add fields or checks of its own
-            return cls(
-                stream_id,
-                stream_type,
-                version,
-                event_class.event_type,
-                event_class.schema_version,
-                payload_at_store_precision(event),
-                event.event_id,
-                event.occurred_at,
-                event.correlation_id,
-                event.causation_id,
-            )
-        return stored_event(
+        # A subclass may add fields or checks of its own: it is built by its constructor.
+        build = stored_event if cls is StoredEvent else cls
+        return build(
             stream_id,
             stream_type,
             version,
