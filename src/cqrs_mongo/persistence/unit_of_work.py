@@ -16,6 +16,7 @@ import enum
 import inspect
 import logging
 import warnings
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
@@ -29,10 +30,15 @@ logger = logging.getLogger("cqrs_mongo.unit_of_work")
 
 Callback = Callable[[], Awaitable[None] | None]
 
-_current: ContextVar[UnitOfWork | None] = ContextVar("cqrs_mongo_unit_of_work", default=None)
+# A weak reference: every timer and task created while a unit is current copies the Context,
+# and a cancelled timer keeps its copy until it falls due. Holding the unit itself there kept
+# each finished unit (and all it references) alive for as long as the driver's timers.
+_current: ContextVar[weakref.ref[UnitOfWork] | None] = ContextVar(
+    "cqrs_mongo_unit_of_work", default=None
+)
 
 
-def _reset_current(unit: UnitOfWork, token: Token[UnitOfWork | None]) -> None:
+def _reset_current(unit: UnitOfWork, token: Token[weakref.ref[UnitOfWork] | None]) -> None:
     try:
         _current.reset(token)
     except ValueError:
@@ -40,14 +46,18 @@ def _reset_current(unit: UnitOfWork, token: Token[UnitOfWork | None]) -> None:
         # generator (a stream left with break) is finalised by the event loop in a task of
         # its own. The Context the unit was set in is out of reach; in this one, stop
         # naming the closed unit current.
-        if _current.get() is unit:
+        if _deref(_current.get()) is unit:
             previous = token.old_value
             _current.set(None if previous is Token.MISSING else previous)
 
 
+def _deref(ref: weakref.ref[UnitOfWork] | None) -> UnitOfWork | None:
+    return None if ref is None else ref()
+
+
 def current_unit_of_work() -> UnitOfWork | None:
     """The innermost unit of work entered in this task, or ``None``."""
-    unit = _current.get()
+    unit = _deref(_current.get())
     # A unit closed from another Context (an abandoned stream finalised by the event loop)
     # could not unset itself here; the innermost unit still open is the current one.
     while unit is not None and unit.state is UnitOfWorkState.CLOSED:
@@ -103,7 +113,7 @@ class UnitOfWork(ABC):
         # id(entity) -> (entity, version before the unit's first write of it): restored on
         # rollback however many times the unit wrote the entity.
         self._versions_at_start: dict[int, tuple[Any, Any]] = {}
-        self._token: Token[UnitOfWork | None] | None = None
+        self._token: Token[weakref.ref[UnitOfWork] | None] | None = None
         self._outer: UnitOfWork | None = None
         self.attempt = 1
         # Process-wide observers (tracing) see the unit from begin to close as one span.
@@ -147,8 +157,8 @@ class UnitOfWork(ABC):
         else:
             await self._begin()
         self.state = UnitOfWorkState.ACTIVE
-        self._outer = _current.get()
-        self._token = _current.set(self)
+        self._outer = _deref(_current.get())
+        self._token = _current.set(weakref.ref(self))
         return self
 
     async def _begin_observed(self) -> None:

@@ -111,6 +111,38 @@ async def test_transitions_are_reported_to_hooks() -> None:
     assert seen == ["uow.begin:before", "uow.begin:after", "uow.commit:before", "uow.commit:after"]
 
 
+async def test_a_task_started_inside_a_unit_sees_it_as_current() -> None:
+    import asyncio
+
+    async def current() -> object:
+        return current_unit_of_work()
+
+    async with unit() as uow:
+        assert await asyncio.create_task(current()) is uow
+    assert await asyncio.create_task(current()) is None
+
+
+async def test_a_timer_set_while_a_unit_was_current_does_not_keep_it_alive() -> None:
+    # Every timer and task copies the Context; the driver cancels a timer per command, and a
+    # cancelled timer keeps its copy until it falls due. The unit must not be in it.
+    import asyncio
+    import gc
+    import weakref
+
+    loop = asyncio.get_running_loop()
+    gc.disable()
+    try:
+        uow = unit()
+        async with uow:
+            assert current_unit_of_work() is uow
+            loop.call_later(60, lambda: None).cancel()
+        freed = weakref.ref(uow)
+        del uow
+        assert freed() is None
+    finally:
+        gc.enable()
+
+
 @pytest.mark.parametrize("outcome", ["commit", "rollback"])
 async def test_a_closed_unit_is_freed_at_once_not_by_the_garbage_collector(outcome: str) -> None:
     # A unit that wrote keeps callbacks holding itself (its version restore); left in a
