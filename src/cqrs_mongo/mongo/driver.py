@@ -269,14 +269,25 @@ async def start_transaction(
     max_commit_time_ms: int | None = None,
 ) -> None:
     """Start a transaction on ``session``: majority writes, primary reads, ``read_concern``."""
-    started = session.start_transaction(
+    started = _start(session, read_concern, write_concern, max_commit_time_ms)
+    if _awaitable(started):
+        await started
+
+
+def _start(
+    session: Any,
+    read_concern: str | None,
+    write_concern: WriteConcern | None,
+    max_commit_time_ms: int | None = None,
+) -> Any:
+    # The driver's start_transaction with the package's options: what it returns (Motor:
+    # nothing; pymongo async: a coroutine still to run).
+    return session.start_transaction(
         read_concern=_read_concern(read_concern),
         write_concern=write_concern or MAJORITY,
         read_preference=ReadPreference.PRIMARY,
         max_commit_time_ms=max_commit_time_ms,
     )
-    if _awaitable(started):
-        await started
 
 
 def start_transaction_now(
@@ -297,11 +308,7 @@ def start_transaction_now(
         TransactionError: the driver's ``start_transaction`` had to wait (the session is not
             fresh, or a driver release changed it): the transaction is not started.
     """
-    started = session.start_transaction(
-        read_concern=_read_concern(read_concern),
-        write_concern=write_concern or MAJORITY,
-        read_preference=ReadPreference.PRIMARY,
-    )
+    started = _start(session, read_concern, write_concern)
     send = getattr(started, "send", None)
     if send is None:  # Motor: already started
         return

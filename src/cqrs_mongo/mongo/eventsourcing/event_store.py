@@ -26,7 +26,7 @@ from cqrs_mongo.eventsourcing.stored_event import StoredEvent, stored_event
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.codecs import ENCODING_ERRORS
 from cqrs_mongo.mongo.errors import conflict_error, is_conflict, is_too_large, unstorable_error
-from cqrs_mongo.mongo.transactions.unit_of_work import send_write
+from cqrs_mongo.mongo.transactions.unit_of_work import send_write, session_of
 from cqrs_mongo.persistence.hooks import current_trace_context, observed
 from cqrs_mongo.persistence.unit_of_work import flush_held
 
@@ -283,7 +283,7 @@ class MongoEventStore:
         exact = exact_version(expected_version)
         if exact is None:
             await flush_held(uow)  # the read must see what the unit wrote before
-            start = await self._last_version(stream_id, _session(uow))
+            start = await self._last_version(stream_id, session_of(uow))
         else:
             start = exact
         stored: list[StoredEvent] = []
@@ -392,14 +392,14 @@ class MongoEventStore:
             # seeks the index unhinted, and its hinted path there is ~4x slower per key.
             options["hint"] = STREAM_ORDER
         cursor = self.collection.find(
-            query, session=_session(uow), batch_size=READ_BATCH_SIZE, sort=order, **options
+            query, session=session_of(uow), batch_size=READ_BATCH_SIZE, sort=order, **options
         )
         return await driver.to_list(cursor)
 
     async def stream_version(self, stream_id: Any, *, uow: Any = None) -> int:
         """The version of the stream's last event (0 for a stream that does not exist)."""
         await flush_held(uow)
-        return await self._last_version(stream_id, _session(uow))
+        return await self._last_version(stream_id, session_of(uow))
 
     async def _last_version(self, stream_id: Any, session: Any) -> int:
         last = await self.collection.find_one(
@@ -469,7 +469,3 @@ def _stream_clause(ids: list[Any], after: int) -> dict[str, Any]:
     if after > 0:
         clause["version"] = {"$gt": after}
     return clause
-
-
-def _session(uow: Any) -> Any:
-    return getattr(uow, "session", None) if uow is not None else None

@@ -22,6 +22,7 @@ from cqrs_mongo.mongo.codecs import (
     find_unencodable,
 )
 from cqrs_mongo.mongo.errors import conflict_error, is_duplicate_key, is_write_conflict
+from cqrs_mongo.mongo.transactions.unit_of_work import session_of
 from cqrs_mongo.persistence.unit_of_work import flush_held
 
 DEFAULT_SNAPSHOTS_COLLECTION = "snapshots"
@@ -83,7 +84,7 @@ class MongoSnapshotStore:
                 {"_id": snapshot.stream_id, "version": {"$lt": snapshot.version}},
                 {"$set": fields},
                 upsert=True,
-                session=_session(uow),
+                session=session_of(uow),
             )
         except PyMongoError as exc:
             if is_write_conflict(exc):
@@ -106,7 +107,7 @@ class MongoSnapshotStore:
         # costs a getMore to learn that nothing follows.
         cursor = self.collection.find(
             {"_id": {"$in": list(stream_ids)}},
-            session=_session(uow),
+            session=session_of(uow),
             batch_size=len(stream_ids) + 1,
         )
         snapshots = [snapshot_from_document(doc) for doc in await driver.to_list(cursor)]
@@ -164,7 +165,3 @@ def _fields(snapshot: Snapshot) -> dict[str, Any]:
         "state": snapshot.state,
         "taken_at": snapshot.taken_at,
     }
-
-
-def _session(uow: Any) -> Any:
-    return getattr(uow, "session", None) if uow is not None else None

@@ -286,7 +286,7 @@ class MongoEventFeed:
         self._catch_up_cursor: Any = None
         self._catch_up_position: FeedPosition | None = None
         # The next batch of the catch-up cursor, being read while the last one is applied.
-        self._ahead: asyncio.Future[list[FeedItem]] | None = None
+        self._ahead: asyncio.Task[list[FeedItem]] | None = None
         self._ahead_limit: int | None = None
 
     async def cluster_time(self) -> Timestamp:
@@ -427,7 +427,7 @@ class MongoEventFeed:
             # Read the next batch while the caller applies this one: its getMore and the
             # decoding of its reply overlap the batch's writes instead of following them.
             # Only a read that goes on from exactly this batch's end uses it.
-            self._ahead = asyncio.ensure_future(_read_ahead(cursor, limit, last))
+            self._ahead = asyncio.create_task(_read_ahead(cursor, limit, last))
             self._ahead_limit = limit
         return items
 
@@ -533,13 +533,11 @@ async def _read_ahead(cursor: Any, limit: int, base: FeedPosition) -> list[FeedI
     return _caught_up(await cursor.to_list(limit), base)
 
 
-async def _discard(ahead: asyncio.Future[list[FeedItem]]) -> None:
+async def _discard(ahead: asyncio.Task[list[FeedItem]]) -> None:
     """Drop a read ahead nobody will use: cancelled (its cursor is closed next), or waited
     for while the driver opens a connection (a connect cancelled midway leaks its socket).
     Its outcome, an error included, is of no interest any more."""
-    if not ahead.done() and not (
-        isinstance(ahead, asyncio.Task) and driver.opening_connection(ahead)
-    ):
+    if not ahead.done() and not driver.opening_connection(ahead):
         ahead.cancel()
     ahead.add_done_callback(_outcome_seen)
     await asyncio.wait([ahead])

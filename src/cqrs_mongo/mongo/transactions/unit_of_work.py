@@ -286,13 +286,7 @@ class MongoUnitOfWork(UnitOfWork):
             attempt += 1
             # Each attempt is bounded by the driver's deadline (server selection, its own
             # retry, the reply; maxTimeMS on the server) at the budget's remainder.
-            remaining = deadline - time.monotonic()
-            cap = driver.shortest(self.max_commit_seconds, self._client_timeout)
-            # A nearly spent budget still leaves a commit time to answer; an explicit cap
-            # (max_commit_seconds, the client's timeoutMS) is never exceeded.
-            per_attempt = max(MIN_COMMIT_ATTEMPT_SECONDS, remaining)
-            if cap is not None:
-                per_attempt = min(per_attempt, cap)
+            per_attempt = self._attempt_seconds(deadline - time.monotonic())
             try:
                 await driver.commit_transaction(self._session, deadline_seconds=per_attempt)
             except PyMongoError as exc:
@@ -317,6 +311,14 @@ class MongoUnitOfWork(UnitOfWork):
             self._committed = True
             return
 
+    def _attempt_seconds(self, remaining: float) -> float:
+        # How long one commit attempt (or the lone write) may take: a nearly spent budget
+        # still leaves it time to answer; an explicit cap (max_commit_seconds, the client's
+        # timeoutMS) is never exceeded.
+        per_attempt = max(MIN_COMMIT_ATTEMPT_SECONDS, remaining)
+        cap = driver.shortest(self.max_commit_seconds, self._client_timeout)
+        return per_attempt if cap is None else min(per_attempt, cap)
+
     async def _write_alone(self) -> None:
         # The unit's only operation is one single-document write: atomic by itself, so it
         # goes as one retryable write instead of a transaction of one statement. A
@@ -328,10 +330,7 @@ class MongoUnitOfWork(UnitOfWork):
             self._transaction_pending = False  # never started: nothing to end
         else:
             await driver.drop_untouched_transaction(self._session)
-        cap = driver.shortest(self.max_commit_seconds, self._client_timeout)
-        per_attempt = max(MIN_COMMIT_ATTEMPT_SECONDS, self.commit_budget_seconds)
-        if cap is not None:
-            per_attempt = min(per_attempt, cap)
+        per_attempt = self._attempt_seconds(self.commit_budget_seconds)
         # From here until the reply is classified, the write may have been applied.
         self._outcome_unknown = True
         # Bounded by a client-side limit, not the driver's deadline (pymongo.timeout): under
@@ -422,8 +421,7 @@ class MongoUnitOfWork(UnitOfWork):
                 logger.warning("abortTransaction failed: %r", exc)
 
     async def _close(self) -> None:
-        if self._deadline is not None:
-            self._leave_deadline()
+        self._leave_deadline()
         session, self._session = self._session, None
         self._transaction_pending = False
         self.in_transaction = False
@@ -464,8 +462,16 @@ async def send_write(write: SingleWrite, uow: Any, database: Any, *, single: boo
         await hold(write)
         return
     await flush_held(uow)
-    session = getattr(uow, "session", None) if uow is not None else None
-    await write(database, session, bool(getattr(uow, "in_transaction", False)))
+    await write(database, session_of(uow), bool(getattr(uow, "in_transaction", False)))
+
+
+def session_of(uow: Any) -> Any:
+    """The session of ``uow`` (``None`` without a unit, or on a store without sessions).
+
+    Asking a Mongo unit for it starts the unit's transaction (see
+    :attr:`MongoUnitOfWork.session`).
+    """
+    return getattr(uow, "session", None) if uow is not None else None
 
 
 def _warn_once(client: Any, topology: str) -> None:
