@@ -127,3 +127,12 @@ def test_the_driver_tells_when_a_task_is_opening_a_connection() -> None:
         return found
 
     assert asyncio.run(scenario()) == (True, False)
+
+
+def test_the_connect_the_driver_seam_looks_for_is_pymongos() -> None:
+    # A pymongo release that renames its connect would silently turn the wait back off.
+    from pymongo import pool_shared
+
+    from cqrs_mongo.mongo.driver import _CONNECTING
+
+    assert all(callable(getattr(pool_shared, name, None)) for name in _CONNECTING)
