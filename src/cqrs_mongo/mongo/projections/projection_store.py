@@ -95,12 +95,17 @@ class MongoProjectionContext(ProjectionContext):
         staged, owners, changed = self._staged, self._owners, self.changed
         for key, write in pending.items():
             doc_id, upsert = write.doc_id, write.upsert
-            for statement in write.statements():
-                staged.append(UpdateOne({"_id": doc_id}, statement, upsert=upsert))
+            if not write.on_insert:  # one statement, the usual case: statements() unasked
+                staged.append(UpdateOne({"_id": doc_id}, write.update, upsert=upsert))
                 owners.append(owner)
+            else:
+                for statement in write.statements():
+                    staged.append(UpdateOne({"_id": doc_id}, statement, upsert=upsert))
+                    owners.append(owner)
             changed[key] = doc_id
         count = len(pending)
-        self._end()
+        self._stored = None  # what _end() does: the context goes idle
+        pending.clear()
         return count
 
     async def flush(self) -> None:
