@@ -122,7 +122,7 @@ class BatchApplier:
         started = time.monotonic()
         session = uow.session
         keys = [identity_key(item.event.stream_id) for item in items]  # once per event
-        sids = (item.event.stream_id for item in items)
+        sids = [item.event.stream_id for item in items]  # a list: no generator step per event
         stream_ids = list(dict(zip(keys, sids, strict=True)).values())
         held = await self.store.held_streams(collection, stream_ids, session=session)
         positions = await self.store.positions.load(
