@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -132,11 +132,7 @@ class EventRegistry:
                 version newer than its class.
             ConfigurationError: an upcaster needed to lift the payload is missing.
         """
-        # resolve() and _validator() written out: this runs for every event a projection
-        # applies, and each Python call is a measurable part of applying one.
-        event_class = self._classes.get(stored.event_type)
-        if event_class is None:
-            raise UnknownEventTypeError(stored.event_type, stored.schema_version)
+        event_class = self.resolve(stored.event_type, stored.schema_version)
         target = event_class.schema_version
         payload = stored.payload
         if stored.schema_version != target:
@@ -154,9 +150,7 @@ class EventRegistry:
             "causation_id": stored.causation_id,
         }
         try:
-            if event_class.model_validate.__func__ is _BASE_VALIDATE:  # type: ignore[attr-defined]
-                return event_class.__pydantic_validator__.validate_python(data)  # type: ignore[no-any-return]
-            return event_class.model_validate(data)
+            return _validator(event_class)(data)
         except ValidationError as exc:
             raise invalid_payload(stored, exc) from exc
 
@@ -164,9 +158,9 @@ class EventRegistry:
 def _validator(event_class: type[DomainEvent]) -> Validator:
     if event_class.model_validate.__func__ is _BASE_VALIDATE:  # type: ignore[attr-defined]
         # What model_validate does, minus its Python wrapper: runs for every event read.
-        # (The cast names a module-level alias: a Callable[...] written here would be built
-        # anew on every call.)
-        return cast(Validator, event_class.__pydantic_validator__.validate_python)
+        # Typed by annotation, not typing.cast: cast is a Python call on every event.
+        validate: Validator = event_class.__pydantic_validator__.validate_python
+        return validate
     return event_class.model_validate
 
 

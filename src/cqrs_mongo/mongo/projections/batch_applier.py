@@ -131,7 +131,6 @@ class BatchApplier:
         result = BatchResult(consumed=len(items), read=dict(positions))
         fills = await self._gap_fills(items, keys, positions, held, session, result)
         ctx = self.store.context(collection, session)
-        moved = result.moved
         for index, item in enumerate(items):
             if index and time.monotonic() - started > self.max_seconds:
                 result.consumed = index
@@ -146,8 +145,7 @@ class BatchApplier:
                 # Nearly every event: the next of its stream, nothing parked before it and
                 # no gap in the batch. What _apply_item does for it, without the call.
                 await self.run_handler(ctx, stored, index)
-                positions[key] = stored.version
-                moved[key] = (stored.stream_id, stored.version)
+                self._moved(positions, result, key, stored)
                 continue
             await self._apply_item(
                 ctx, collection, item, key, index, positions, held, fills, result

@@ -525,12 +525,8 @@ class MongoEventFeed:
 
 
 def _caught_up(documents: list[dict[str, Any]], base: FeedPosition) -> list[FeedItem]:
-    # FeedItem.caught_up's item, made without its call: this runs for every event read.
-    items = []
-    for document in documents:
-        event, undecodable = decode_event(document)
-        items.append(FeedItem(event, None, None, None, undecodable, document, base))
-    return items
+    caught_up = FeedItem.caught_up
+    return [caught_up(*decode_event(document), base, document) for document in documents]
 
 
 async def _read_ahead(cursor: Any, limit: int, base: FeedPosition) -> list[FeedItem]:

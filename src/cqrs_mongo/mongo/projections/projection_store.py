@@ -95,17 +95,14 @@ class MongoProjectionContext(ProjectionContext):
         staged, owners, changed = self._staged, self._owners, self.changed
         for key, write in pending.items():
             doc_id, upsert = write.doc_id, write.upsert
-            if not write.on_insert:  # one statement, the usual case: statements() unasked
-                staged.append(UpdateOne({"_id": doc_id}, write.update, upsert=upsert))
+            # Without $setOnInsert an update is its only statement: statements() not asked.
+            statements = write.statements() if write.on_insert else (write.update,)
+            for statement in statements:
+                staged.append(UpdateOne({"_id": doc_id}, statement, upsert=upsert))
                 owners.append(owner)
-            else:
-                for statement in write.statements():
-                    staged.append(UpdateOne({"_id": doc_id}, statement, upsert=upsert))
-                    owners.append(owner)
             changed[key] = doc_id
         count = len(pending)
-        self._stored = None  # what _end() does: the context goes idle
-        pending.clear()
+        self._end()
         return count
 
     async def flush(self) -> None:
