@@ -566,6 +566,23 @@ async def test_a_lone_write_failing_to_its_deadline_is_an_unknown_outcome_not_a_
     assert await stored(client) in ([], [{"_id": "f-doubt", "name": "", "version": 1}])
 
 
+async def test_a_limit_changed_on_the_factory_bounds_its_next_units(client: Any) -> None:
+    # Units share settings their factory works out once; changing the factory's limit after
+    # it has made units must still reach the next one (a stale 5 s limit would let the
+    # blocked write below finish, and the unit commit).
+    factory = MongoUnitOfWorkFactory(client, client.test_database_name)
+    async with factory() as first:
+        await CustomerRepository().persist(Customer(id="f-first"), first)
+    factory.max_commit_seconds = 0.5
+    uow = factory()
+    assert uow.max_commit_seconds == 0.5
+    started = time.monotonic()
+    with pytest.raises(CommitOutcomeUnknownError):
+        async with fail_command(client, ["insert"], block_ms=3_000), uow:
+            await CustomerRepository().persist(Customer(id="f-later"), uow)
+    assert time.monotonic() - started < 2.5
+
+
 async def test_a_retryable_error_to_the_deadline_is_an_unknown_outcome_and_not_rerun(
     client: Any,
 ) -> None:

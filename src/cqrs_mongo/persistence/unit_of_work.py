@@ -197,7 +197,8 @@ class UnitOfWork(ABC):
             raise
         self._after_commit_unknown.clear()
         self.state = UnitOfWorkState.COMMITTED
-        await self._run_callbacks(self._after_commit, "after-commit")
+        if self._after_commit:
+            await self._run_callbacks(self._after_commit, "after-commit")
         warning, self._commit_warning = self._commit_warning, None
         if warning is not None:
             raise warning

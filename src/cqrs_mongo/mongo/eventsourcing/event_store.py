@@ -9,6 +9,7 @@ uniqueness per shard only.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -26,7 +27,7 @@ from cqrs_mongo.eventsourcing.stored_event import StoredEvent, stored_event
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.codecs import ENCODING_ERRORS
 from cqrs_mongo.mongo.errors import conflict_error, is_conflict, is_too_large, unstorable_error
-from cqrs_mongo.mongo.transactions.unit_of_work import send_write, session_of
+from cqrs_mongo.mongo.transactions.unit_of_work import held, send_write, session_of
 from cqrs_mongo.persistence.hooks import current_trace_context, observed
 from cqrs_mongo.persistence.unit_of_work import flush_held
 
@@ -299,25 +300,26 @@ class MongoEventStore:
             return []
         expected = describe(expected_version) if exact is not None else start
 
-        async def write(database: Any, session: Any, in_transaction: bool) -> None:
-            collection = database[self.collection_name]
-            await self._insert(collection, documents, session, in_transaction, expected, start)
-
+        # Called as write(database, session, in_transaction): a partial, not a closure, so
+        # sending it is one coroutine, not two.
+        write = functools.partial(self._insert, documents, expected, start)
         # One event at a known version is one document: the unit may send it alone,
         # without a transaction, when nothing else happens in it.
         single = len(documents) == 1 and exact is not None
-        await send_write(write, uow, self.database, single=single)
+        if not (single and held(write, uow)):
+            await send_write(write, uow, self.database, single=single)
         return stored
 
     async def _insert(
         self,
-        collection: Any,
         documents: list[dict[str, Any]],
-        session: Any,
-        in_transaction: bool,
         expected: Any,
         start: int,
+        database: Any,
+        session: Any,
+        in_transaction: bool,
     ) -> None:
+        collection = database[self.collection_name]
         first = documents[0]
         stream_id, stream_type = first["stream_id"], first["stream_type"]
         try:

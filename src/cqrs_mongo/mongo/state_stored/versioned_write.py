@@ -9,6 +9,7 @@ its pending events are forgotten when the unit commits.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +24,7 @@ from cqrs_mongo.mongo.errors import (
     is_write_conflict,
     unstorable_error,
 )
-from cqrs_mongo.mongo.transactions.unit_of_work import send_write
+from cqrs_mongo.mongo.transactions.unit_of_work import SingleWrite, held, send_write
 from cqrs_mongo.persistence.unit_of_work import advance_version
 
 
@@ -65,24 +66,31 @@ async def write_versioned(
     stored["version"] = expected + 1
     name = entity_name or type(entity).__name__
 
-    async def write(database: Any, session: Any, in_transaction: bool) -> None:
-        target = database[collection]
-        if expected == 0:
-            await _insert(target, stored, name, session, in_transaction)
-        else:
-            await _replace(target, stored, expected, name, session)
-
+    # The write itself, called as write(database, session, in_transaction): a partial, not a
+    # closure, so sending it is one coroutine, not two.
+    write: SingleWrite = (
+        functools.partial(_insert, collection, stored, name)
+        if expected == 0
+        else functools.partial(_replace, collection, stored, expected, name)
+    )
     # A Mongo unit may hold the write back and send it alone at commit (one command, no
     # transaction) when it turns out to be the unit's only operation.
-    await send_write(write, uow, uow.database, single=True)
+    if not held(write, uow):
+        await send_write(write, uow, uow.database, single=True)
     # Without a transaction the write is already durable: nothing to undo later.
     advance_version(entity, expected + 1, uow, durable=not uow.in_transaction)
     return expected + 1
 
 
 async def _insert(
-    target: Any, document: dict[str, Any], name: str, session: Any, in_transaction: bool
+    collection: str,
+    document: dict[str, Any],
+    name: str,
+    database: Any,
+    session: Any,
+    in_transaction: bool,
 ) -> None:
+    target = database[collection]
     try:
         await target.insert_one(document, session=session)
     except ENCODING_ERRORS as exc:
@@ -100,8 +108,15 @@ async def _insert(
 
 
 async def _replace(
-    target: Any, document: dict[str, Any], expected: int, name: str, session: Any
+    collection: str,
+    document: dict[str, Any],
+    expected: int,
+    name: str,
+    database: Any,
+    session: Any,
+    in_transaction: bool,
 ) -> None:
+    target = database[collection]
     entity_id = document["_id"]
     try:
         result = await target.replace_one(

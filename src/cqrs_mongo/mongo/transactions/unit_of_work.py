@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pymongo.errors import ConnectionFailure, PyMongoError
@@ -60,6 +61,67 @@ version conflict into :class:`~cqrs_mongo.errors.ConcurrencyError`); ``in_transa
 says whether a transaction surrounds it (a failed statement has then aborted it, so the
 session can read no more).
 """
+
+
+@dataclass(frozen=True, slots=True)
+class UnitSettings:
+    """What every unit of one factory shares (the unit's keywords), worked out once.
+
+    Units made without ``hooks`` share one empty :class:`Hooks` per settings (as units of a
+    factory given ``hooks`` share those), instead of one each.
+    ``transaction_limit`` and ``commit_cap`` are the transaction's driver deadline and the
+    cap on one commit attempt with the client's own ``timeoutMS`` applied (a deadline
+    replaces the client's timeout, so it never lengthens it).
+    """
+
+    client: Any
+    database: Any
+    source: str | None
+    hooks: Hooks
+    require_transactions: bool
+    read_concern: str | None
+    write_concern: WriteConcern
+    commit_budget_seconds: float
+    transaction_timeout_seconds: float | None
+    max_commit_seconds: float
+    transaction_limit: float | None
+    commit_cap: float | None
+
+    @classmethod
+    def of(
+        cls,
+        client: Any,
+        database: Any,
+        *,
+        source: str | None,
+        hooks: Hooks | None,
+        require_transactions: bool,
+        read_concern: str | None,
+        write_concern: WriteConcern | None,
+        commit_budget_seconds: float,
+        transaction_timeout_seconds: float | None,
+        max_commit_seconds: float,
+    ) -> UnitSettings:
+        """The settings of units over ``client`` and ``database`` with these keywords."""
+        client_timeout = driver.client_timeout(client)
+        return cls(
+            client=client,
+            database=database,
+            source=source,
+            hooks=hooks if hooks is not None else Hooks(),
+            require_transactions=require_transactions,
+            read_concern=read_concern,
+            write_concern=write_concern or driver.MAJORITY,
+            commit_budget_seconds=commit_budget_seconds,
+            transaction_timeout_seconds=transaction_timeout_seconds,
+            max_commit_seconds=max_commit_seconds,
+            transaction_limit=(
+                None
+                if transaction_timeout_seconds is None
+                else driver.shortest(transaction_timeout_seconds, client_timeout)
+            ),
+            commit_cap=driver.shortest(max_commit_seconds, client_timeout),
+        )
 
 
 class MongoUnitOfWork(UnitOfWork):
@@ -134,30 +196,75 @@ class MongoUnitOfWork(UnitOfWork):
         transaction_timeout_seconds: float | None = DEFAULT_TRANSACTION_TIMEOUT_SECONDS,
         max_commit_seconds: float = DEFAULT_MAX_COMMIT_SECONDS,
     ) -> None:
-        super().__init__(source=source, hooks=hooks, read_only=read_only)
-        self.client = client
-        self.database = (
-            database if database is not None else driver.get_database(client, database_name)
+        settings = UnitSettings.of(
+            client,
+            database if database is not None else driver.get_database(client, database_name),
+            source=source,
+            hooks=hooks,
+            require_transactions=require_transactions,
+            read_concern=read_concern,
+            write_concern=write_concern,
+            commit_budget_seconds=commit_budget_seconds,
+            transaction_timeout_seconds=transaction_timeout_seconds,
+            max_commit_seconds=max_commit_seconds,
         )
+        self._setup(settings, read_only)
+
+    @classmethod
+    def _made_by(cls, factory: MongoUnitOfWorkFactory, *, read_only: bool) -> MongoUnitOfWork:
+        # The factory's units share one UnitSettings: nothing of it is worked out (or passed
+        # as a dozen keywords) again for every unit.
+        unit = cls.__new__(cls)
+        unit._setup(factory._settings_for_units(), read_only)
+        unit.factory = factory
+        return unit
+
+    def _setup(self, settings: UnitSettings, read_only: bool) -> None:
+        super().__init__(source=settings.source, hooks=settings.hooks, read_only=read_only)
+        self._settings = settings
+        self.client = settings.client
+        self.database = settings.database
         self._session: Any | None = None
         # A transactional unit starts its transaction when something first needs it (see
         # the ``session`` property), not at begin: a unit whose only operation is one held
         # write never starts one.
         self._transaction_pending = False
         self.in_transaction = False
-        self.require_transactions = require_transactions
-        self.read_concern = read_concern
-        self.write_concern = write_concern or driver.MAJORITY
-        self.commit_budget_seconds = commit_budget_seconds
-        self.transaction_timeout_seconds = transaction_timeout_seconds
-        self.max_commit_seconds = max_commit_seconds
-        # The client's own timeoutMS caps every limit below (a deadline replaces it).
-        self._client_timeout = driver.client_timeout(client)
         self._deadline: contextlib.AbstractContextManager[Any] | None = None
         self._outcome_unknown = False
         self._committed = False
         self._transactional = False
         self._held: SingleWrite | None = None
+
+    @property
+    def require_transactions(self) -> bool:
+        """Whether beginning on a deployment without transactions raises."""
+        return self._settings.require_transactions
+
+    @property
+    def read_concern(self) -> str | None:
+        """The transaction's read concern level."""
+        return self._settings.read_concern
+
+    @property
+    def write_concern(self) -> WriteConcern:
+        """The write concern of the transaction's commit and of a lone write."""
+        return self._settings.write_concern
+
+    @property
+    def commit_budget_seconds(self) -> float:
+        """How long the commit's retries may take altogether."""
+        return self._settings.commit_budget_seconds
+
+    @property
+    def transaction_timeout_seconds(self) -> float | None:
+        """The driver deadline of a transactional unit's operations (``None``: none)."""
+        return self._settings.transaction_timeout_seconds
+
+    @property
+    def max_commit_seconds(self) -> float:
+        """How long one commit attempt (or the lone write) may take."""
+        return self._settings.max_commit_seconds
 
     @property
     def session(self) -> Any | None:
@@ -172,8 +279,11 @@ class MongoUnitOfWork(UnitOfWork):
             TransactionError: the driver could not start the transaction at once.
         """
         if self._transaction_pending:
+            settings = self._settings
             driver.start_transaction_now(
-                self._session, read_concern=self.read_concern, write_concern=self.write_concern
+                self._session,
+                read_concern=settings.read_concern,
+                write_concern=settings.write_concern,
             )
             self._transaction_pending = False  # only once started: never a session without
         return self._session
@@ -195,19 +305,31 @@ class MongoUnitOfWork(UnitOfWork):
     async def write_single(self, write: SingleWrite) -> None:
         """Run one single-document write of the package, or hold it back until commit.
 
-        In a transactional unit whose transaction has sent nothing yet, the write is held:
-        if nothing else happens before commit, it is sent then as one retryable write with
-        no transaction. Otherwise (a write already held, a statement already sent, no
-        transactions at all) any held write is sent first and this one runs at once.
+        In a transactional unit whose transaction has sent nothing yet, the write is held
+        (see :meth:`hold_single_write`): if nothing else happens before commit, it is sent
+        then as one retryable write with no transaction. Otherwise (a write already held, a
+        statement already sent, no transactions at all) any held write is sent first and
+        this one runs at once.
 
         Raises:
             ConcurrencyError: (when run at once) the write's version check failed.
         """
-        if self._held is None and self._transactional and self._sent_nothing():
-            self._held = write
+        if self.hold_single_write(write):
             return
         await self.flush()
         await write(self.database, self.session, self.in_transaction)
+
+    def hold_single_write(self, write: SingleWrite) -> bool:
+        """Take ``write`` to send at commit, if it may still turn out to be the unit's only
+        operation: the unit is transactional, holds no write and has sent nothing yet.
+
+        Returns:
+            Whether the unit took it; if not, the caller sends it now (:meth:`write_single`).
+        """
+        if self._held is None and self._transactional and self._sent_nothing():
+            self._held = write
+            return True
+        return False
 
     def _sent_nothing(self) -> bool:
         # No statement of the unit has gone out in its transaction (or it has none yet).
@@ -227,9 +349,10 @@ class MongoUnitOfWork(UnitOfWork):
             await write(self.database, self.session, True)
 
     async def _begin(self) -> None:
+        settings = self._settings
         caps = driver.known_capabilities(self.client) or await driver.capabilities(self.client)
         if not caps.transactions:
-            if self.require_transactions:
+            if settings.require_transactions:
                 raise TransactionsUnsupportedError(
                     f"Transactions are required, but the {caps.topology} deployment "
                     "does not support them."
@@ -239,13 +362,12 @@ class MongoUnitOfWork(UnitOfWork):
         if caps.transactions and not self.read_only:
             self._transaction_pending = True
             self.in_transaction = self._transactional = True
-            if self.transaction_timeout_seconds is not None:
+            limit = settings.transaction_limit
+            if limit is not None:
                 # Every operation of the unit runs under this driver deadline, which the
                 # driver sends to the server as maxTimeMS: no statement of the transaction
                 # outlives it, so a hung unit cannot hold its documents for the server's
                 # 60 s transaction lifetime. Left again before commit and rollback.
-                # A deadline replaces the client's timeoutMS: never lengthen it.
-                limit = driver.shortest(self.transaction_timeout_seconds, self._client_timeout)
                 self._deadline = driver.deadline(limit)
                 self._deadline.__enter__()
 
@@ -278,7 +400,7 @@ class MongoUnitOfWork(UnitOfWork):
             self._transaction_pending = False
             self._committed = True
             return
-        deadline = time.monotonic() + self.commit_budget_seconds
+        deadline = time.monotonic() + self._settings.commit_budget_seconds
         attempt = 0
         # From here until an answer is classified, the commit may have reached the server.
         self._outcome_unknown = True
@@ -316,7 +438,7 @@ class MongoUnitOfWork(UnitOfWork):
         # still leaves it time to answer; an explicit cap (max_commit_seconds, the client's
         # timeoutMS) is never exceeded.
         per_attempt = max(MIN_COMMIT_ATTEMPT_SECONDS, remaining)
-        cap = driver.shortest(self.max_commit_seconds, self._client_timeout)
+        cap = self._settings.commit_cap
         return per_attempt if cap is None else min(per_attempt, cap)
 
     async def _write_alone(self) -> None:
@@ -330,7 +452,7 @@ class MongoUnitOfWork(UnitOfWork):
             self._transaction_pending = False  # never started: nothing to end
         else:
             await driver.drop_untouched_transaction(self._session)
-        per_attempt = self._attempt_seconds(self.commit_budget_seconds)
+        per_attempt = self._attempt_seconds(self._settings.commit_budget_seconds)
         # From here until the reply is classified, the write may have been applied.
         self._outcome_unknown = True
         # Bounded by a client-side limit, not the driver's deadline (pymongo.timeout): under
@@ -342,14 +464,27 @@ class MongoUnitOfWork(UnitOfWork):
         # any retryable write; a limit that expires is an unknown outcome as a driver timeout
         # is (the driver closes the connection it was cancelled on; the unit fences the
         # session; nothing sends the write again).
+        session, database = self._session, self._lone_write_database()
         try:
-            if driver.cancellable(self._session):
-                await self._send_within(write, per_attempt)
+            if driver.cancellable(session):
+                # The loop's deadline watch: a write still running after ``per_attempt`` is
+                # cancelled, and reported as the driver reports its own timeouts.
+                watch = deadline_watch()
+                watched = watch.start(per_attempt, busy=driver.opening_connection)
+                try:
+                    try:
+                        await write(database, session, False)
+                    finally:
+                        expired = watch.finish(watched)
+                except asyncio.CancelledError as exc:
+                    if expired:
+                        raise lone_write_timeout(per_attempt) from exc
+                    raise
             else:
                 # Motor runs the driver in a thread that a cancellation would leave running,
                 # still using the session the unit then fences: its deadline bounds it there.
                 with driver.deadline(per_attempt):
-                    await write(self._lone_write_database(), self._session, False)
+                    await write(database, session, False)
         except PyMongoError as exc:
             outcome = lone_write_outcome(exc)
             if outcome == "unknown":
@@ -369,28 +504,13 @@ class MongoUnitOfWork(UnitOfWork):
         self._outcome_unknown = False
         self._committed = True
 
-    async def _send_within(self, write: SingleWrite, seconds: float) -> None:
-        # The lone write under the loop's deadline watch: a write still running after
-        # ``seconds`` is cancelled, and reported as the driver reports its own timeouts.
-        watch = deadline_watch()
-        watched = watch.start(seconds, busy=driver.opening_connection)
-        try:
-            try:
-                await write(self._lone_write_database(), self._session, False)
-            finally:
-                expired = watch.finish(watched)
-        except asyncio.CancelledError as exc:
-            if expired:
-                raise lone_write_timeout(seconds) from exc
-            raise
-
     def _lone_write_database(self) -> Any:
         # The database handle with the unit's write concern (a transaction carries it for
         # its statements; a write without one takes it from its collection).
         factory = self.factory
         if isinstance(factory, MongoUnitOfWorkFactory) and factory.database is self.database:
             return factory.lone_write_database()
-        return self.database.with_options(write_concern=self.write_concern)
+        return self.database.with_options(write_concern=self._settings.write_concern)
 
     def _observe_commit_retry(self, exc: PyMongoError, attempt: int) -> None:
         # Process-wide observers (tracing, metrics) see each commit retry with its labels.
@@ -455,7 +575,8 @@ async def send_write(write: SingleWrite, uow: Any, database: Any, *, single: boo
     A ``single``-document write goes to :meth:`MongoUnitOfWork.write_single`, which may hold
     it back and send it alone at commit; any other write (or a unit without that seam) goes
     now, after whatever the unit holds back, to ``database`` in the unit's session (asked for
-    only then: asking starts a Mongo unit's transaction).
+    only then: asking starts a Mongo unit's transaction). Callers that may be held try
+    :func:`held` first: it decides without an await.
     """
     hold = getattr(uow, "write_single", None) if single else None
     if hold is not None:
@@ -463,6 +584,13 @@ async def send_write(write: SingleWrite, uow: Any, database: Any, *, single: boo
         return
     await flush_held(uow)
     await write(database, session_of(uow), bool(getattr(uow, "in_transaction", False)))
+
+
+def held(write: SingleWrite, uow: Any) -> bool:
+    """Whether ``uow`` took the single-document ``write`` to send at commit
+    (:meth:`MongoUnitOfWork.hold_single_write`); ``False`` for any other unit, or ``None``."""
+    hold = getattr(uow, "hold_single_write", None)
+    return hold is not None and bool(hold(write))
 
 
 def session_of(uow: Any) -> Any:
@@ -499,6 +627,23 @@ class CollectionHandles(dict[str, Any]):
     def __missing__(self, name: str) -> Any:
         handle = self[name] = self.database[name]
         return handle
+
+
+_UNIT_SETTINGS = frozenset(
+    {
+        "client",
+        "database",
+        "source",
+        "hooks",
+        "require_transactions",
+        "read_concern",
+        "write_concern",
+        "retry_budget_seconds",
+        "transaction_timeout_seconds",
+        "max_commit_seconds",
+    }
+)
+"""The factory's attributes its units' :class:`UnitSettings` are made of."""
 
 
 class MongoUnitOfWorkFactory:
@@ -544,6 +689,7 @@ class MongoUnitOfWorkFactory:
         self.transaction_timeout_seconds = transaction_timeout_seconds
         self.max_commit_seconds = max_commit_seconds
         self._lone_database: Any = None
+        self._unit_settings: UnitSettings | None = None
 
     def lone_write_database(self) -> Any:
         """The database with the units' write concern, for a write sent without a transaction.
@@ -565,22 +711,33 @@ class MongoUnitOfWorkFactory:
 
     def __call__(self, *, read_only: bool = False) -> MongoUnitOfWork:
         """A fresh unit of work (not yet begun), stamped with this factory as its origin."""
-        unit = MongoUnitOfWork(
-            self.client,
-            self.database_name,
-            source=self.source,
-            hooks=self.hooks,
-            read_only=read_only,
-            require_transactions=self.require_transactions,
-            read_concern=self.read_concern,
-            write_concern=self.write_concern,
-            commit_budget_seconds=self.retry_budget_seconds,
-            database=self.database,
-            transaction_timeout_seconds=self.transaction_timeout_seconds,
-            max_commit_seconds=self.max_commit_seconds,
-        )
-        unit.factory = self
-        return unit
+        return MongoUnitOfWork._made_by(self, read_only=read_only)
+
+    def _settings_for_units(self) -> UnitSettings:
+        """What this factory's units share, made once (and again after a setting changes)."""
+        settings = self._unit_settings
+        if settings is None:
+            settings = self._unit_settings = UnitSettings.of(
+                self.client,
+                self.database,
+                source=self.source,
+                hooks=self.hooks,
+                require_transactions=self.require_transactions,
+                read_concern=self.read_concern,
+                write_concern=self.write_concern,
+                commit_budget_seconds=self.retry_budget_seconds,
+                transaction_timeout_seconds=self.transaction_timeout_seconds,
+                max_commit_seconds=self.max_commit_seconds,
+            )
+        return settings
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A setting changed after the first unit: the next unit sees it (settings, and the
+        # lone writes' database handle, are made once per factory, not once per unit).
+        object.__setattr__(self, name, value)
+        if name in _UNIT_SETTINGS:
+            object.__setattr__(self, "_unit_settings", None)
+            object.__setattr__(self, "_lone_database", None)
 
     async def run(
         self,
