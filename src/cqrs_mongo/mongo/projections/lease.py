@@ -258,10 +258,8 @@ class PinnedUnitOfWork(MongoUnitOfWork):
             self.session, read_concern=self.read_concern, write_concern=self.write_concern
         )
         self.in_transaction = True
-        if self.transaction_timeout_seconds is not None:
-            limit = driver.shortest(
-                self.transaction_timeout_seconds, driver.client_timeout(self.client)
-            )
+        limit = self._settings.transaction_limit  # never longer than the client's timeoutMS
+        if limit is not None:
             self._deadline = driver.deadline(limit)
             self._deadline.__enter__()
 
