@@ -27,7 +27,7 @@ from cqrs_mongo.eventsourcing.stored_event import StoredEvent, stored_event
 from cqrs_mongo.mongo import driver
 from cqrs_mongo.mongo.codecs import ENCODING_ERRORS
 from cqrs_mongo.mongo.errors import conflict_error, is_conflict, is_too_large, unstorable_error
-from cqrs_mongo.mongo.transactions.unit_of_work import held, send_write, session_of
+from cqrs_mongo.mongo.transactions.unit_of_work import send_write, session_of
 from cqrs_mongo.persistence.hooks import current_trace_context, observed
 from cqrs_mongo.persistence.unit_of_work import flush_held
 
@@ -306,8 +306,7 @@ class MongoEventStore:
         # One event at a known version is one document: the unit may send it alone,
         # without a transaction, when nothing else happens in it.
         single = len(documents) == 1 and exact is not None
-        if not (single and held(write, uow)):
-            await send_write(write, uow, self.database, single=single)
+        await send_write(write, uow, self.database, single=single)
         return stored
 
     async def _insert(

@@ -135,20 +135,8 @@ class BatchApplier:
             if index and time.monotonic() - started > self.max_seconds:
                 result.consumed = index
                 break
-            key, stored = keys[index], item.event
-            if (
-                not fills
-                and item.undecodable is None
-                and stored.version == positions.get(key, 0) + 1
-                and key not in held
-            ):
-                # Nearly every event: the next of its stream, nothing parked before it and
-                # no gap in the batch. What _apply_item does for it, without the call.
-                await self.run_handler(ctx, stored, index)
-                self._moved(positions, result, key, stored)
-                continue
             await self._apply_item(
-                ctx, collection, item, key, index, positions, held, fills, result
+                ctx, collection, item, keys[index], index, positions, held, fills, result
             )
         try:
             await ctx.flush()

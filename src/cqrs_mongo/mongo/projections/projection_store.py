@@ -95,9 +95,7 @@ class MongoProjectionContext(ProjectionContext):
         staged, owners, changed = self._staged, self._owners, self.changed
         for key, write in pending.items():
             doc_id, upsert = write.doc_id, write.upsert
-            # Without $setOnInsert an update is its only statement: statements() not asked.
-            statements = write.statements() if write.on_insert else (write.update,)
-            for statement in statements:
+            for statement in write.statements():
                 staged.append(UpdateOne({"_id": doc_id}, statement, upsert=upsert))
                 owners.append(owner)
             changed[key] = doc_id

@@ -24,7 +24,7 @@ from cqrs_mongo.mongo.errors import (
     is_write_conflict,
     unstorable_error,
 )
-from cqrs_mongo.mongo.transactions.unit_of_work import SingleWrite, held, send_write
+from cqrs_mongo.mongo.transactions.unit_of_work import SingleWrite, send_write
 from cqrs_mongo.persistence.unit_of_work import advance_version
 
 
@@ -75,8 +75,7 @@ async def write_versioned(
     )
     # A Mongo unit may hold the write back and send it alone at commit (one command, no
     # transaction) when it turns out to be the unit's only operation.
-    if not held(write, uow):
-        await send_write(write, uow, uow.database, single=True)
+    await send_write(write, uow, uow.database, single=True)
     # Without a transaction the write is already durable: nothing to undo later.
     advance_version(entity, expected + 1, uow, durable=not uow.in_transaction)
     return expected + 1

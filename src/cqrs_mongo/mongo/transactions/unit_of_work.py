@@ -305,31 +305,19 @@ class MongoUnitOfWork(UnitOfWork):
     async def write_single(self, write: SingleWrite) -> None:
         """Run one single-document write of the package, or hold it back until commit.
 
-        In a transactional unit whose transaction has sent nothing yet, the write is held
-        (see :meth:`hold_single_write`): if nothing else happens before commit, it is sent
-        then as one retryable write with no transaction. Otherwise (a write already held, a
-        statement already sent, no transactions at all) any held write is sent first and
-        this one runs at once.
+        In a transactional unit whose transaction has sent nothing yet, the write is held:
+        if nothing else happens before commit, it is sent then as one retryable write with
+        no transaction. Otherwise (a write already held, a statement already sent, no
+        transactions at all) any held write is sent first and this one runs at once.
 
         Raises:
             ConcurrencyError: (when run at once) the write's version check failed.
         """
-        if self.hold_single_write(write):
+        if self._held is None and self._transactional and self._sent_nothing():
+            self._held = write
             return
         await self.flush()
         await write(self.database, self.session, self.in_transaction)
-
-    def hold_single_write(self, write: SingleWrite) -> bool:
-        """Take ``write`` to send at commit, if it may still turn out to be the unit's only
-        operation: the unit is transactional, holds no write and has sent nothing yet.
-
-        Returns:
-            Whether the unit took it; if not, the caller sends it now (:meth:`write_single`).
-        """
-        if self._held is None and self._transactional and self._sent_nothing():
-            self._held = write
-            return True
-        return False
 
     def _sent_nothing(self) -> bool:
         # No statement of the unit has gone out in its transaction (or it has none yet).
@@ -575,8 +563,7 @@ async def send_write(write: SingleWrite, uow: Any, database: Any, *, single: boo
     A ``single``-document write goes to :meth:`MongoUnitOfWork.write_single`, which may hold
     it back and send it alone at commit; any other write (or a unit without that seam) goes
     now, after whatever the unit holds back, to ``database`` in the unit's session (asked for
-    only then: asking starts a Mongo unit's transaction). Callers that may be held try
-    :func:`held` first: it decides without an await.
+    only then: asking starts a Mongo unit's transaction).
     """
     hold = getattr(uow, "write_single", None) if single else None
     if hold is not None:
@@ -584,13 +571,6 @@ async def send_write(write: SingleWrite, uow: Any, database: Any, *, single: boo
         return
     await flush_held(uow)
     await write(database, session_of(uow), bool(getattr(uow, "in_transaction", False)))
-
-
-def held(write: SingleWrite, uow: Any) -> bool:
-    """Whether ``uow`` took the single-document ``write`` to send at commit
-    (:meth:`MongoUnitOfWork.hold_single_write`); ``False`` for any other unit, or ``None``."""
-    hold = getattr(uow, "hold_single_write", None)
-    return hold is not None and bool(hold(write))
 
 
 def session_of(uow: Any) -> Any:
